@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Schedule records name's next action time in the due index (and in its hash, for status).
+func (s *Store) Schedule(ctx context.Context, name, action string, at time.Time) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, s.dueKey(), redis.Z{Score: float64(at.UnixMilli()), Member: name})
+		p.HSet(ctx, s.stateKey(name), fNextAction, action, fNextAt, at.UnixMilli())
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("scheduling %s: %w", name, err)
+	}
+	return nil
+}
+
+// Unschedule removes names from the due index (tokens removed from the config).
+func (s *Store) Unschedule(ctx context.Context, names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	members := make([]any, len(names))
+	for i, n := range names {
+		members[i] = n
+	}
+	return s.rdb.ZRem(ctx, s.dueKey(), members...).Err()
+}
+
+// Due returns the names whose next action is at or before now, earliest first, at most limit.
+func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	names, err := s.rdb.ZRangeByScore(ctx, s.dueKey(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading due tokens: %w", err)
+	}
+	return names, nil
+}
+
+// DueTimes returns the due index as a map (for start-up and tests).
+func (s *Store) DueTimes(ctx context.Context) (map[string]time.Time, error) {
+	zs, err := s.rdb.ZRangeWithScores(ctx, s.dueKey(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading due index: %w", err)
+	}
+	out := make(map[string]time.Time, len(zs))
+	for _, z := range zs {
+		if n, ok := z.Member.(string); ok {
+			out[n] = time.UnixMilli(int64(z.Score))
+		}
+	}
+	return out, nil
+}
+
+// RequestRotation asks for name to be rotated now. It needs no lease: it sets a flag the lease holder
+// reads, and moves the token to the front of the due index.
+func (s *Store) RequestRotation(ctx context.Context, name string, now time.Time) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.stateKey(name), fForce, "1")
+		p.ZAdd(ctx, s.dueKey(), redis.Z{Score: float64(now.UnixMilli()), Member: name})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("requesting rotation of %s: %w", name, err)
+	}
+	return s.Publish(ctx, name)
+}
+
+// MarkDelivered records that this instance's sinks hold generation gen of name. Only this instance writes
+// its own field, so no lease is needed.
+func (s *Store) MarkDelivered(ctx context.Context, name string, gen int64) error {
+	return s.rdb.HSet(ctx, s.stateKey(name), fDelivered+s.instance, gen).Err()
+}
+
+// Publish tells other instances that name changed.
+func (s *Store) Publish(ctx context.Context, name string) error {
+	return s.rdb.Publish(ctx, s.EventsChannel(), name).Err()
+}
+
+// Subscribe returns a subscription to token-change announcements; the payload is the token name.
+func (s *Store) Subscribe(ctx context.Context) *redis.PubSub {
+	return s.rdb.Subscribe(ctx, s.EventsChannel())
+}
