@@ -34,15 +34,27 @@ func (s *Store) Unschedule(ctx context.Context, names ...string) error {
 	return s.rdb.ZRem(ctx, s.dueKey(), members...).Err()
 }
 
-// Due returns the names whose next action is at or before now, earliest first, at most limit.
-func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	names, err := s.rdb.ZRangeByScore(ctx, s.dueKey(), &redis.ZRangeBy{
+// DueItem is one entry of the due index.
+type DueItem struct {
+	Name string
+	At   time.Time
+}
+
+// Due returns the tokens whose next action is at or before now, earliest first, at most limit.
+func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]DueItem, error) {
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.dueKey(), &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit),
 	}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading due tokens: %w", err)
 	}
-	return names, nil
+	out := make([]DueItem, 0, len(zs))
+	for _, z := range zs {
+		if n, ok := z.Member.(string); ok {
+			out = append(out, DueItem{Name: n, At: time.UnixMilli(int64(z.Score))})
+		}
+	}
+	return out, nil
 }
 
 // DueTimes returns the due index as a map (for start-up and tests).
@@ -88,4 +100,18 @@ func (s *Store) Publish(ctx context.Context, name string) error {
 // Subscribe returns a subscription to token-change announcements; the payload is the token name.
 func (s *Store) Subscribe(ctx context.Context) *redis.PubSub {
 	return s.rdb.Subscribe(ctx, s.EventsChannel())
+}
+
+// NextAfter returns the earliest next-action time later than now in the due index, or false when none.
+func (s *Store) NextAfter(ctx context.Context, now time.Time) (time.Time, bool, error) {
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.dueKey(), &redis.ZRangeBy{
+		Min: "(" + strconv.FormatInt(now.UnixMilli(), 10), Max: "+inf", Count: 1,
+	}).Result()
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("reading due index: %w", err)
+	}
+	if len(zs) == 0 {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(int64(zs[0].Score)), true, nil
 }

@@ -287,9 +287,13 @@ func TestDueIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		got, err := s.Due(ctx, now, 10)
+		items, err := s.Due(ctx, now, 10)
 		if err != nil {
 			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range items {
+			got = append(got, it.Name)
 		}
 		if strings.Join(got, ",") != "c,a" {
 			t.Errorf("Due() = %v, want [c a]", got)
@@ -301,9 +305,9 @@ func TestDueIndex(t *testing.T) {
 		if !st.ForceRotate || st.NextAction != "renew" {
 			t.Errorf("after RequestRotation: force=%v next=%q", st.ForceRotate, st.NextAction)
 		}
-		got, _ = s.Due(ctx, now, 10)
-		if len(got) != 3 {
-			t.Errorf("Due() after RequestRotation = %v, want 3 names", got)
+		items, _ = s.Due(ctx, now, 10)
+		if len(items) != 3 {
+			t.Errorf("Due() after RequestRotation = %v, want 3 names", items)
 		}
 		if err := s.Unschedule(ctx, "a", "b", "c"); err != nil {
 			t.Fatal(err)
