@@ -55,9 +55,18 @@ func StateOf(st *store.State, now time.Time) string {
 }
 
 func (e *Engine) setView(t *Token, st *store.State) {
+	s := SnapshotOf(t.Config.Name, t.ProviderName, t.Config.Kind, st, e.now())
+	e.mu.Lock()
+	e.view[s.Name] = s
+	e.mu.Unlock()
+	e.observer.Changed(s.Name)
+}
+
+// SnapshotOf builds the snapshot of a stored token at now.
+func SnapshotOf(name, provider, kind string, st *store.State, now time.Time) Snapshot {
 	s := Snapshot{
-		Name: t.Config.Name, Provider: t.ProviderName, Kind: t.Config.Kind,
-		State: StateOf(st, e.now()), Generation: st.Generation,
+		Name: name, Provider: provider, Kind: kind,
+		State: StateOf(st, now), Generation: st.Generation,
 		NextAction: st.NextAction, NextAt: st.NextAt,
 		ConsecutiveFailures: st.Failures, LastError: st.LastError, LastSuccess: st.LastSuccess,
 	}
@@ -67,10 +76,7 @@ func (e *Engine) setView(t *Token, st *store.State) {
 	if st.Previous != nil {
 		s.PrevRevokeAt = st.PrevRevokeAt
 	}
-	e.mu.Lock()
-	e.view[s.Name] = s
-	e.mu.Unlock()
-	e.observer.Changed(s.Name)
+	return s
 }
 
 // Snapshots returns every managed token's snapshot, sorted by name. The state is re-derived at the

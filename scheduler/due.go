@@ -120,10 +120,8 @@ func Next(now time.Time, st *store.State, pol config.Resolved, caps Caps, instan
 		consider(Revoke, retry(st.PrevRevokeAt))
 	}
 	op, at := rotation(now, st, pol, caps)
-	if st.ForceRotate {
-		at = now // tokend rotate: bypasses backoff
-	} else {
-		at = retry(at)
+	if !st.ForceNow {
+		at = retry(at) // tokend rotate --now bypasses backoff
 	}
 	consider(op, at)
 	return best

@@ -96,7 +96,8 @@ func TestNext(t *testing.T) {
 		{"renewable-until inside recreate_before: recreate now", t0, store.State{Generation: 1, Delivered: map[string]int64{"me": 1}, Current: &providers.Token{
 			IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), RenewableUntil: t0.Add(71 * time.Hour)}}, renewable, Plan{Recreate, t0.Add(-time.Hour)}},
 		{"gone at the vendor: recreate now", t0, store.State{Current: cur, Gone: true, Generation: 1, Delivered: map[string]int64{"me": 1}}, renewable, Plan{Recreate, t0}},
-		{"forced rotation bypasses backoff", t0, store.State{Current: cur, ForceRotate: true, RetryAt: t0.Add(time.Hour), Generation: 1, Delivered: map[string]int64{"me": 1}}, renewable, Plan{Renew, t0}},
+		{"forced rotation bypasses backoff", t0, store.State{Current: cur, ForceRotate: true, ForceNow: true, RetryAt: t0.Add(time.Hour), Generation: 1, Delivered: map[string]int64{"me": 1}}, renewable, Plan{Renew, t0}},
+		{"soft rotation request waits for backoff", t0, store.State{Current: cur, ForceRotate: true, RetryAt: t0.Add(time.Hour), Generation: 1, Delivered: map[string]int64{"me": 1}}, renewable, Plan{Renew, t0.Add(time.Hour)}},
 		{"failure backoff delays rotation", t0.Add(55 * time.Minute), store.State{Current: cur, RetryAt: t0.Add(56 * time.Minute), Generation: 1, Delivered: map[string]int64{"me": 1}}, renewable, Plan{Renew, t0.Add(56 * time.Minute)}},
 		{"previous revoked at its deadline", t0, store.State{Current: cur, Previous: cur, PrevRevokeAt: t0.Add(15 * time.Minute), Generation: 1, Delivered: map[string]int64{"me": 1}}, renewable, Plan{Revoke, t0.Add(15 * time.Minute)}},
 		{"sinks behind: deliver now", t0, store.State{Current: cur, Generation: 2, Delivered: map[string]int64{"me": 1, "other": 2}}, renewable, Plan{Deliver, t0}},

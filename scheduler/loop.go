@@ -22,7 +22,7 @@ type Loop struct {
 	// the token again when the due index will not say (another instance holds its lease); zero otherwise.
 	Work func(ctx context.Context, name string) (notBefore time.Time)
 	// Owns reports whether this instance manages name (the due index is shared with other instances).
-	Owns func(name string) bool
+	Owns     func(name string) bool
 	Workers  int           // concurrent Work calls; default 16
 	MaxSleep time.Duration // the longest the loop sleeps without looking at the index; default 5s
 	Now      func() time.Time

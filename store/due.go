@@ -72,11 +72,16 @@ func (s *Store) DueTimes(ctx context.Context) (map[string]time.Time, error) {
 	return out, nil
 }
 
-// RequestRotation asks for name to be rotated now. It needs no lease: it sets a flag the lease holder
-// reads, and moves the token to the front of the due index.
-func (s *Store) RequestRotation(ctx context.Context, name string, now time.Time) error {
+// RequestRotation asks for name to be rotated at the next opportunity, or, with bypassBackoff, at once
+// even while a failure's backoff runs. It needs no lease: it sets a flag the lease holder reads, and
+// moves the token to the front of the due index.
+func (s *Store) RequestRotation(ctx context.Context, name string, now time.Time, bypassBackoff bool) error {
+	v := "soft"
+	if bypassBackoff {
+		v = "now"
+	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.stateKey(name), fForce, "1")
+		p.HSet(ctx, s.stateKey(name), fForce, v)
 		p.ZAdd(ctx, s.dueKey(), redis.Z{Score: float64(now.UnixMilli()), Member: name})
 		return nil
 	})

@@ -31,6 +31,7 @@ type State struct {
 	RenewStuck  bool      // a renew did not move expiry: recreate next time
 	Gone        bool      // the vendor no longer knows Current: recreate now
 	ForceRotate bool      // someone asked for a rotation (tokend rotate)
+	ForceNow    bool      // ... bypassing backoff (tokend rotate --now)
 
 	NextAction string
 	NextAt     time.Time
@@ -103,6 +104,10 @@ func (s *Store) decodeToken(name, v string) (*providers.Token, error) {
 	if err := json.Unmarshal([]byte(v), &r); err != nil {
 		return nil, fmt.Errorf("decoding stored token: %w", err)
 	}
+	if s.sealer == nil { // a reader: secrets stay sealed
+		return &providers.Token{ID: r.ID, Name: r.Name, IssuedAt: fromMS(r.IssuedAt), ExpiresAt: fromMS(r.ExpiresAt),
+			RenewableUntil: fromMS(r.RenewableUntil), CreatedAt: fromMS(r.CreatedAt), Attrs: r.Attrs}, nil
+	}
 	sec, err := s.sealer.Open(name, r.Secret)
 	if err != nil {
 		return nil, err
@@ -169,7 +174,8 @@ func (s *Store) decodeState(name string, h map[string]string) (*State, error) {
 	st.RetryAt = fromMS(i64(fRetryAt))
 	st.RenewStuck = h[fRenewStuck] == "1"
 	st.Gone = h[fGone] == "1"
-	st.ForceRotate = h[fForce] == "1"
+	st.ForceRotate = h[fForce] != ""
+	st.ForceNow = h[fForce] == "now"
 	st.NextAction = h[fNextAction]
 	st.NextAt = fromMS(i64(fNextAt))
 	for k, v := range h {

@@ -78,6 +78,16 @@ func New(rdb redis.UniversalClient, key []byte, opts Options) (*Store, error) {
 	}, nil
 }
 
+// NewReader returns a Store that reads state without the state key: secrets stay sealed (their Tokens
+// carry empty secrets), and it can request rotations but not take leases. tokend status, plan and rotate
+// use it, so they need no access to the key.
+func NewReader(rdb redis.UniversalClient, prefix string) *Store {
+	if prefix == "" {
+		prefix = "tokend"
+	}
+	return &Store{rdb: rdb, prefix: prefix, instance: "reader", owner: "reader/" + "-", leaseTTL: time.Second}
+}
+
 // Client returns the Redis client.
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
@@ -413,3 +423,6 @@ func (c *Change) SetNext(action string, at time.Time) *Change {
 func (c *Change) SetDelivered(instance string, gen int64) *Change {
 	return c.str(fDelivered+instance, strconv.FormatInt(gen, 10))
 }
+
+// RequestSoftRotation asks for a rotation at the next opportunity (the vendor asked for one).
+func (c *Change) RequestSoftRotation() *Change { return c.str(fForce, "soft") }

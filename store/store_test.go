@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokend/tokend/providers"
+	"github.com/tokend/tokend/store/storetest"
 )
 
 // backends runs fn against miniredis and, when one answers, the real Redis (TOKEND_TEST_REDIS_URL, or
@@ -26,7 +26,7 @@ func backends(t *testing.T, fn func(t *testing.T, rdb redis.UniversalClient, pre
 		fn(t, rdb, "tokend")
 	})
 	t.Run("redis", func(t *testing.T) {
-		rdb := RealRedisForTest(t)
+		rdb := storetest.RealRedis(t)
 		prefix := "tokendtest-" + randHex(4)
 		t.Cleanup(func() {
 			ctx := context.Background()
@@ -37,32 +37,6 @@ func backends(t *testing.T, fn func(t *testing.T, rdb redis.UniversalClient, pre
 		})
 		fn(t, rdb, prefix)
 	})
-}
-
-// RealRedisForTest returns a client for the integration Redis, skipping the test when none answers
-// outside CI, and failing it under CI.
-func RealRedisForTest(t testing.TB) *redis.Client {
-	t.Helper()
-	url := os.Getenv("TOKEND_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("TOKEND_TEST_REDIS_URL: %v", err)
-	}
-	rdb := redis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		if os.Getenv("CI") != "" {
-			t.Fatalf("integration Redis at %s does not answer: %v", url, err)
-		}
-		t.Skipf("no Redis at %s: %v", url, err)
-	}
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
 }
 
 func randHex(n int) string {
@@ -298,11 +272,11 @@ func TestDueIndex(t *testing.T) {
 		if strings.Join(got, ",") != "c,a" {
 			t.Errorf("Due() = %v, want [c a]", got)
 		}
-		if err := s.RequestRotation(ctx, "b", now); err != nil {
+		if err := s.RequestRotation(ctx, "b", now, true); err != nil {
 			t.Fatal(err)
 		}
 		st, _ := s.Get(ctx, "b")
-		if !st.ForceRotate || st.NextAction != "renew" {
+		if !st.ForceRotate || !st.ForceNow || st.NextAction != "renew" {
 			t.Errorf("after RequestRotation: force=%v next=%q", st.ForceRotate, st.NextAction)
 		}
 		items, _ = s.Due(ctx, now, 10)

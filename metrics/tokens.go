@@ -1,0 +1,212 @@
+package metrics
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/tokend/tokend/rotation"
+)
+
+// tokenCollector exports the per-token gauges from the Source at every scrape. Nothing is kept between
+// scrapes, so a token removed by a reload is gone from the next one.
+//
+// It is built for 100,000 tokens (about 1.1 million series): instead of prometheus.MustNewConstMetric, which
+// validates, sorts and allocates every label pair and value of every series, one scrape allocates a few
+// large slabs up front and hands the registry pointers into them. Label pairs for a token, its provider and
+// kind, the four states and each action are built once per scrape and shared by the series that carry them;
+// label lists are already in the sorted order the registry wants. The registry treats what Write gives it
+// as immutable, and every scrape has its own slabs, so concurrent scrapes share nothing mutable.
+type tokenCollector struct {
+	src Source
+
+	expiry, issued, renewableUntil, nextAction, state, failures, lastSuccess, prevRevoke *prometheus.Desc
+}
+
+// Label names, in the sorted order label lists must have: action < kind < provider < state < token.
+const (
+	lAction   = "action"
+	lKind     = "kind"
+	lProvider = "provider"
+	lState    = "state"
+	lToken    = "token"
+)
+
+const (
+	seriesPerToken = 7 + 4 // seven gauges plus one per state of rotation.States (checked in newTokenCollector)
+	valuesPerToken = 7     // gauges with a value of their own; state series share the scrape's 0 and 1
+	labelsPerToken = 3 + 4 + 4*4
+)
+
+func newTokenCollector(src Source) *tokenCollector {
+	if len(rotation.States) != 4 {
+		panic("metrics: rotation.States changed; update seriesPerToken and labelsPerToken")
+	}
+	base := []string{lToken, lProvider, lKind}
+	d := func(name, help string, extra ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, append(append([]string(nil), base...), extra...), nil)
+	}
+	return &tokenCollector{
+		src:            src,
+		expiry:         d("tokend_token_expiry_timestamp_seconds", "Unix time the current token expires, as the vendor gave it. Absent when it does not expire."),
+		issued:         d("tokend_token_issued_timestamp_seconds", "Unix time the current token was issued, as the vendor gave it. Absent when unknown."),
+		renewableUntil: d("tokend_token_renewable_until_timestamp_seconds", "Unix time after which the current token can no longer be renewed, as the vendor gave it. Absent when there is no such limit."),
+		nextAction:     d("tokend_token_next_action_timestamp_seconds", "Unix time tokend plans its next action on the token. Absent when nothing is planned.", lAction),
+		state:          d("tokend_token_state", "The token's state: 1 for the active state, 0 for the others.", lState),
+		failures:       d("tokend_token_consecutive_failures", "Failed attempts since the token's last successful operation."),
+		lastSuccess:    d("tokend_token_last_success_timestamp_seconds", "Unix time of the token's last successful operation. Absent when there was none."),
+		prevRevoke:     d("tokend_token_previous_revoke_deadline_timestamp_seconds", "Unix time the previous token is due to be revoked. Absent when no previous token waits for revocation."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *tokenCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.expiry, c.issued, c.renewableUntil, c.nextAction, c.state, c.failures, c.lastSuccess, c.prevRevoke} {
+		ch <- d
+	}
+}
+
+// series is one sample handed to the registry. It points into its scrape's slabs.
+type series struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	gauge  *dto.Gauge
+}
+
+func (s *series) Desc() *prometheus.Desc { return s.desc }
+
+func (s *series) Write(m *dto.Metric) error {
+	m.Label, m.Gauge = s.labels, s.gauge
+	return nil
+}
+
+type value struct {
+	g dto.Gauge
+	v float64
+}
+
+// scrape holds the slabs of one Collect call.
+type scrape struct {
+	c      *tokenCollector
+	series []series
+	values []value
+	labels []*dto.LabelPair
+	tokens []dto.LabelPair
+
+	names                     [5]string // lAction, lKind, lProvider, lState, lToken; label pairs point at them
+	kinds, providers, actions map[string]*dto.LabelPair
+	states                    []dto.LabelPair // one per rotation.States
+	unknown                   string          // the action of a planned time without an action (not expected)
+	zero, one                 value
+}
+
+// Collect implements prometheus.Collector.
+func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.src == nil {
+		return
+	}
+	snaps := c.src.Snapshots()
+	if len(snaps) == 0 {
+		return
+	}
+	s := &scrape{
+		c:         c,
+		series:    make([]series, 0, len(snaps)*seriesPerToken),
+		values:    make([]value, 0, len(snaps)*valuesPerToken),
+		labels:    make([]*dto.LabelPair, 0, len(snaps)*labelsPerToken),
+		tokens:    make([]dto.LabelPair, len(snaps)),
+		names:     [5]string{lAction, lKind, lProvider, lState, lToken},
+		unknown:   "unknown",
+		kinds:     map[string]*dto.LabelPair{},
+		providers: map[string]*dto.LabelPair{},
+		actions:   map[string]*dto.LabelPair{},
+		states:    make([]dto.LabelPair, len(rotation.States)),
+	}
+	s.zero.g.Value = &s.zero.v
+	s.one.v = 1
+	s.one.g.Value = &s.one.v
+	for i := range rotation.States {
+		s.states[i].Name, s.states[i].Value = &s.names[3], &rotation.States[i]
+	}
+	for i := range snaps {
+		s.token(ch, &snaps[i], &s.tokens[i])
+	}
+}
+
+func (s *scrape) token(ch chan<- prometheus.Metric, t *rotation.Snapshot, tok *dto.LabelPair) {
+	c := s.c
+	tok.Name, tok.Value = &s.names[4], validUTF8(&t.Name)
+	kind := shared(s.kinds, &s.names[1], &t.Kind)
+	prov := shared(s.providers, &s.names[2], &t.Provider)
+	base := s.list(kind, prov, tok)
+
+	s.timestamp(ch, c.expiry, base, t.ExpiresAt)
+	s.timestamp(ch, c.issued, base, t.IssuedAt)
+	s.timestamp(ch, c.renewableUntil, base, t.RenewableUntil)
+	if !t.NextAt.IsZero() {
+		action := &t.NextAction
+		if *action == "" {
+			action = &s.unknown
+		}
+		s.timestamp(ch, c.nextAction, s.list(shared(s.actions, &s.names[0], action), kind, prov, tok), t.NextAt)
+	}
+	for i := range s.states {
+		g := &s.zero.g
+		if rotation.States[i] == t.State {
+			g = &s.one.g
+		}
+		s.send(ch, c.state, s.list(kind, prov, &s.states[i], tok), g)
+	}
+	s.gauge(ch, c.failures, base, float64(t.ConsecutiveFailures))
+	s.timestamp(ch, c.lastSuccess, base, t.LastSuccess)
+	s.timestamp(ch, c.prevRevoke, base, t.PrevRevokeAt)
+}
+
+// list returns the label pairs as a list carved out of the scrape's slab, capped so that nobody appending to
+// it can overwrite the next one.
+func (s *scrape) list(pairs ...*dto.LabelPair) []*dto.LabelPair {
+	start := len(s.labels)
+	s.labels = append(s.labels, pairs...)
+	return s.labels[start:len(s.labels):len(s.labels)]
+}
+
+func (s *scrape) timestamp(ch chan<- prometheus.Metric, d *prometheus.Desc, labels []*dto.LabelPair, t time.Time) {
+	if !t.IsZero() {
+		s.gauge(ch, d, labels, seconds(t))
+	}
+}
+
+func (s *scrape) gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, labels []*dto.LabelPair, v float64) {
+	s.values = append(s.values, value{v: v})
+	val := &s.values[len(s.values)-1]
+	val.g.Value = &val.v
+	s.send(ch, d, labels, &val.g)
+}
+
+func (s *scrape) send(ch chan<- prometheus.Metric, d *prometheus.Desc, labels []*dto.LabelPair, g *dto.Gauge) {
+	s.series = append(s.series, series{desc: d, labels: labels, gauge: g})
+	ch <- &s.series[len(s.series)-1]
+}
+
+// shared returns the scrape's label pair name=*v, creating it on first use.
+func shared(m map[string]*dto.LabelPair, name, v *string) *dto.LabelPair {
+	if p, ok := m[*v]; ok {
+		return p
+	}
+	p := &dto.LabelPair{Name: name, Value: validUTF8(v)}
+	m[*v] = p
+	return p
+}
+
+// validUTF8 returns v, or a repaired copy when it is not valid UTF-8: the registry rejects such a label
+// value, and with it the whole scrape. Config names are validated, so this is a safety net.
+func validUTF8(v *string) *string {
+	if utf8.ValidString(*v) {
+		return v
+	}
+	r := strings.ToValidUTF8(*v, "\uFFFD")
+	return &r
+}
