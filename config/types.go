@@ -7,15 +7,15 @@ import "time"
 
 // Config is one tokend configuration file.
 type Config struct {
-	Listen        string    `yaml:"listen"`
-	WebConfigFile string    `yaml:"web_config_file"`
-	InstanceID    string    `yaml:"instance_id"`
-	Log           Log       `yaml:"log"`
-	Redis         Redis     `yaml:"redis"`
-	StateKeyFile  SecretRef `yaml:"state_key_file"`
-	Defaults      Policy    `yaml:"defaults"`
+	Listen        string     `yaml:"listen"`
+	WebConfigFile string     `yaml:"web_config_file"`
+	InstanceID    string     `yaml:"instance_id"`
+	Log           Log        `yaml:"log"`
+	Redis         Redis      `yaml:"redis"`
+	StateKeyFile  SecretRef  `yaml:"state_key_file"`
+	Defaults      Policy     `yaml:"defaults"`
 	Providers     []Provider `yaml:"providers"`
-	Tokens        []Token   `yaml:"tokens"`
+	Tokens        []Token    `yaml:"tokens"`
 
 	// Path is the file the config was loaded from ("" when parsed from bytes).
 	Path string `yaml:"-"`

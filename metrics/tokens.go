@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -91,78 +92,145 @@ type value struct {
 // scrape holds the slabs of one Collect call.
 type scrape struct {
 	c      *tokenCollector
+	snaps  []rotation.Snapshot
+	toks   []tokenLabels // by index into snaps
+	order  []int         // indices into snaps, sorted by kind, provider, name
 	series []series
 	values []value
 	labels []*dto.LabelPair
-	tokens []dto.LabelPair
 
 	names                     [5]string // lAction, lKind, lProvider, lState, lToken; label pairs point at them
+	unknown                   string    // the action of a planned time without an action (not expected)
 	kinds, providers, actions map[string]*dto.LabelPair
-	states                    []dto.LabelPair // one per rotation.States
-	unknown                   string          // the action of a planned time without an action (not expected)
+	states                    []dto.LabelPair // one per rotation.States, in their label values' order
+	active                    []string        // the state each pair of states stands for
 	zero, one                 value
 }
 
+// tokenLabels are one token's label pairs in a scrape. kind, provider and action are shared.
+type tokenLabels struct {
+	token                  dto.LabelPair
+	kind, provider, action *dto.LabelPair // action is nil when nothing is planned
+}
+
 // Collect implements prometheus.Collector.
+//
+// The registry sorts every family by its label values before it returns, which at a million series is most
+// of a scrape's cost unless the series already arrive in order (its sort is then linear). So each family is
+// sent in its labels' order: tokens ordered by kind, provider and name; the state family grouped by kind
+// and provider, then state, then token; the next-action family by action first. The order is only for
+// speed: the registry sorts whatever it gets.
 func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.src == nil {
 		return
 	}
 	snaps := c.src.Snapshots()
-	if len(snaps) == 0 {
+	n := len(snaps)
+	if n == 0 {
 		return
 	}
 	s := &scrape{
 		c:         c,
-		series:    make([]series, 0, len(snaps)*seriesPerToken),
-		values:    make([]value, 0, len(snaps)*valuesPerToken),
-		labels:    make([]*dto.LabelPair, 0, len(snaps)*labelsPerToken),
-		tokens:    make([]dto.LabelPair, len(snaps)),
+		snaps:     snaps,
+		toks:      make([]tokenLabels, n),
+		order:     make([]int, n),
+		series:    make([]series, 0, n*seriesPerToken),
+		values:    make([]value, 0, n*valuesPerToken),
+		labels:    make([]*dto.LabelPair, 0, n*labelsPerToken),
 		names:     [5]string{lAction, lKind, lProvider, lState, lToken},
 		unknown:   "unknown",
 		kinds:     map[string]*dto.LabelPair{},
 		providers: map[string]*dto.LabelPair{},
 		actions:   map[string]*dto.LabelPair{},
 		states:    make([]dto.LabelPair, len(rotation.States)),
+		active:    slices.Sorted(slices.Values(rotation.States)),
 	}
 	s.zero.g.Value = &s.zero.v
 	s.one.v = 1
 	s.one.g.Value = &s.one.v
-	for i := range rotation.States {
-		s.states[i].Name, s.states[i].Value = &s.names[3], &rotation.States[i]
+	for i := range s.active {
+		s.states[i].Name, s.states[i].Value = &s.names[3], &s.active[i]
 	}
-	for i := range snaps {
-		s.token(ch, &snaps[i], &s.tokens[i])
+	for i := range s.order {
+		s.order[i] = i
 	}
+	slices.SortFunc(s.order, func(a, b int) int {
+		x, y := &snaps[a], &snaps[b]
+		if c := strings.Compare(x.Kind, y.Kind); c != 0 {
+			return c
+		}
+		if c := strings.Compare(x.Provider, y.Provider); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Name, y.Name)
+	})
+
+	for _, i := range s.order {
+		s.token(ch, i)
+	}
+	s.stateFamily(ch)
+	s.nextActionFamily(ch)
 }
 
-func (s *scrape) token(ch chan<- prometheus.Metric, t *rotation.Snapshot, tok *dto.LabelPair) {
-	c := s.c
-	tok.Name, tok.Value = &s.names[4], validUTF8(&t.Name)
-	kind := shared(s.kinds, &s.names[1], &t.Kind)
-	prov := shared(s.providers, &s.names[2], &t.Provider)
-	base := s.list(kind, prov, tok)
-
-	s.timestamp(ch, c.expiry, base, t.ExpiresAt)
-	s.timestamp(ch, c.issued, base, t.IssuedAt)
-	s.timestamp(ch, c.renewableUntil, base, t.RenewableUntil)
+// token sends the series of snaps[i] whose families have only the token, provider and kind labels.
+func (s *scrape) token(ch chan<- prometheus.Metric, i int) {
+	c, t, l := s.c, &s.snaps[i], &s.toks[i]
+	l.token.Name, l.token.Value = &s.names[4], validUTF8(&t.Name)
+	l.kind = shared(s.kinds, &s.names[1], &t.Kind)
+	l.provider = shared(s.providers, &s.names[2], &t.Provider)
 	if !t.NextAt.IsZero() {
 		action := &t.NextAction
 		if *action == "" {
 			action = &s.unknown
 		}
-		s.timestamp(ch, c.nextAction, s.list(shared(s.actions, &s.names[0], action), kind, prov, tok), t.NextAt)
+		l.action = shared(s.actions, &s.names[0], action)
 	}
-	for i := range s.states {
-		g := &s.zero.g
-		if rotation.States[i] == t.State {
-			g = &s.one.g
-		}
-		s.send(ch, c.state, s.list(kind, prov, &s.states[i], tok), g)
-	}
+	base := s.list(l.kind, l.provider, &l.token)
+	s.timestamp(ch, c.expiry, base, t.ExpiresAt)
+	s.timestamp(ch, c.issued, base, t.IssuedAt)
+	s.timestamp(ch, c.renewableUntil, base, t.RenewableUntil)
 	s.gauge(ch, c.failures, base, float64(t.ConsecutiveFailures))
 	s.timestamp(ch, c.lastSuccess, base, t.LastSuccess)
 	s.timestamp(ch, c.prevRevoke, base, t.PrevRevokeAt)
+}
+
+// stateFamily sends tokend_token_state: for each run of tokens sharing kind and provider, every state in
+// turn for all of them.
+func (s *scrape) stateFamily(ch chan<- prometheus.Metric) {
+	for start := 0; start < len(s.order); {
+		first := &s.toks[s.order[start]]
+		end := start + 1
+		for end < len(s.order) && s.toks[s.order[end]].kind == first.kind && s.toks[s.order[end]].provider == first.provider {
+			end++
+		}
+		for j := range s.states {
+			for _, i := range s.order[start:end] {
+				l, g := &s.toks[i], &s.zero.g
+				if s.snaps[i].State == s.active[j] {
+					g = &s.one.g
+				}
+				s.send(ch, s.c.state, s.list(l.kind, l.provider, &s.states[j], &l.token), g)
+			}
+		}
+		start = end
+	}
+}
+
+// nextActionFamily sends tokend_token_next_action_timestamp_seconds, one action after the other (there
+// are a handful).
+func (s *scrape) nextActionFamily(ch chan<- prometheus.Metric) {
+	actions := make([]*dto.LabelPair, 0, len(s.actions))
+	for _, p := range s.actions {
+		actions = append(actions, p)
+	}
+	slices.SortFunc(actions, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetValue(), b.GetValue()) })
+	for _, a := range actions {
+		for _, i := range s.order {
+			if l := &s.toks[i]; l.action == a {
+				s.timestamp(ch, s.c.nextAction, s.list(a, l.kind, l.provider, &l.token), s.snaps[i].NextAt)
+			}
+		}
+	}
 }
 
 // list returns the label pairs as a list carved out of the scrape's slab, capped so that nobody appending to

@@ -33,6 +33,9 @@ type FakeOptions struct {
 	RotatingRefresh bool
 	// RenewNoMove makes renews succeed without moving expiry (a new secret with the old expiry).
 	RenewNoMove bool
+	// InvalidateOnRenew makes a renew end the old secret at once. By default the old secret keeps working
+	// until its own expiry, as VCD's and Commvault's renewed access tokens do.
+	InvalidateOnRenew bool
 	// Cap is the most vendor-side tokens that may exist at once (expired ones count until revoked); a create
 	// beyond it fails with a permanent 409 "cap_reached". 0 means no cap.
 	Cap int
@@ -69,6 +72,7 @@ type Fake struct {
 	nextID   int
 	tokens   map[string]*fakeToken // by id
 	bySecret map[string]string     // live secret -> id
+	retired  map[string]retired    // secrets replaced by a renew that still work until their expiry
 	faults   map[string][]fault    // by op; "" for any op
 	hooks    map[string]func() error
 	stats    FakeStats
@@ -126,6 +130,7 @@ func NewFake(opts FakeOptions) *Fake {
 		now:      now,
 		tokens:   map[string]*fakeToken{},
 		bySecret: map[string]string{},
+		retired:  map[string]retired{},
 		faults:   map[string][]fault{},
 		hooks:    map[string]func() error{},
 	}
@@ -208,8 +213,13 @@ func StatusError(op string, status int) *providers.APIError {
 func (f *Fake) Valid(secret string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	id, ok := f.bySecret[secret]
-	return ok && !f.expired(f.tokens[id], f.now())
+	return f.checkSecret(secret, f.now()) == nil
+}
+
+// retired is a secret a renew replaced, still valid until its own expiry while its token exists.
+type retired struct {
+	id    string
+	until time.Time
 }
 
 // Stats returns the vendor's counters.
@@ -429,6 +439,9 @@ func (f *Fake) renew(ctx context.Context, id, refresh string) (providers.Token, 
 		}
 		f.stats.Renews++
 		delete(f.bySecret, tk.secret)
+		if !f.opts.InvalidateOnRenew {
+			f.retired[tk.secret] = retired{id: tk.id, until: tk.expiresAt}
+		}
 		tk.secret = randomValue("fake-secret-")
 		f.bySecret[tk.secret] = tk.id
 		tk.issuedAt = now
@@ -539,6 +552,9 @@ func (f *Fake) expired(tk *fakeToken, now time.Time) bool {
 // checkSecret fails with 401 unless secret is valid now; f.mu is held.
 func (f *Fake) checkSecret(secret string, now time.Time) error {
 	id, ok := f.bySecret[secret]
+	if r, old := f.retired[secret]; !ok && old && f.tokens[r.id] != nil && (r.until.IsZero() || now.Before(r.until)) {
+		return nil
+	}
 	if !ok || f.expired(f.tokens[id], now) {
 		return &providers.APIError{Op: "fake verify", Status: http.StatusUnauthorized, Message: "invalid or expired token",
 			Class: providers.Unauthorized}

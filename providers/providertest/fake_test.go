@@ -60,6 +60,17 @@ func TestFakeProviderRenewsOnlyWhenRenewable(t *testing.T) {
 
 func is[T any](v any) bool { _, ok := v.(T); return ok }
 
+func TestFakeInvalidateOnRenew(t *testing.T) {
+	f := NewFake(FakeOptions{Lifetime: time.Hour, Renewable: true, InvalidateOnRenew: true})
+	t0 := create(t, f, "a")
+	if _, err := renewer(t, f).Renew(t.Context(), t0); err != nil {
+		t.Fatal(err)
+	}
+	if f.Valid(t0.Secret.Reveal()) {
+		t.Errorf("Valid(secret before renew) = true, want false with InvalidateOnRenew")
+	}
+}
+
 func TestFakeRotatingRefreshReplayKillsToken(t *testing.T) {
 	f := NewFake(FakeOptions{Lifetime: time.Hour, Renewable: true, RotatingRefresh: true})
 	r := renewer(t, f)
@@ -71,8 +82,8 @@ func TestFakeRotatingRefreshReplayKillsToken(t *testing.T) {
 	if t1.Refresh.Reveal() == t0.Refresh.Reveal() {
 		t.Fatalf("Renew() kept the refresh credential; RotatingRefresh must rotate it")
 	}
-	if f.Valid(t0.Secret.Reveal()) {
-		t.Errorf("Valid(secret before renew) = true, want false: a renew replaces the secret")
+	if !f.Valid(t0.Secret.Reveal()) {
+		t.Errorf("Valid(secret before renew) = false, want true until its own expiry")
 	}
 	_, err = r.Renew(t.Context(), t0) // the old pair again
 	if !providers.IsUnauthorized(err) {
