@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -61,6 +62,8 @@ type env struct {
 	fake    *providertest.Fake
 	redis   string
 	invalid atomic.Int64 // sink samples the vendor did not accept
+	mu      sync.Mutex
+	seen    map[string]bool // every secret the sink held
 }
 
 func freePort(t *testing.T) string {
@@ -158,8 +161,16 @@ func (e *env) logTail() string {
 func (e *env) sample(ctx context.Context) {
 	go func() {
 		for ctx.Err() == nil {
-			if b, err := os.ReadFile(e.sink); err == nil && !e.fake.Valid(string(b)) {
-				e.invalid.Add(1)
+			if b, err := os.ReadFile(e.sink); err == nil {
+				if !e.fake.Valid(string(b)) {
+					e.invalid.Add(1)
+				}
+				e.mu.Lock()
+				if e.seen == nil {
+					e.seen = map[string]bool{}
+				}
+				e.seen[string(b)] = true
+				e.mu.Unlock()
 			}
 			select {
 			case <-ctx.Done():
@@ -239,7 +250,46 @@ func TestKillNineAtEveryStepResumes(t *testing.T) {
 				if s := e.fake.Stats(); s.Replays != 0 {
 					t.Errorf("replayed refresh credentials: %d", s.Replays)
 				}
+				e.checkNoSecretShown()
 			})
+		}
+	}
+}
+
+// checkNoSecretShown asserts that no secret the sink ever held appears in tokend's log, the HTTP API,
+// `tokend status --json`, `tokend status` or `tokend plan`.
+func (e *env) checkNoSecretShown() {
+	e.t.Helper()
+	outputs := map[string]string{"log": e.logTail()}
+	if b, err := os.ReadFile(filepath.Join(e.dir, "tokend.log")); err == nil {
+		outputs["log"] = string(b)
+	}
+	if resp, err := http.Get("http://" + e.listen + "/api/v1/tokens"); err == nil {
+		var b strings.Builder
+		_, _ = io.Copy(&b, resp.Body)
+		resp.Body.Close()
+		outputs["/api/v1/tokens"] = b.String()
+	}
+	for _, args := range [][]string{{"status", "--json"}, {"status"}, {"plan"}} {
+		out, err := exec.Command(binary(e.t), append(args, "--config", e.config)...).CombinedOutput()
+		if err != nil {
+			e.t.Fatalf("tokend %v: %v\n%s", args, err, out)
+		}
+		outputs["tokend "+strings.Join(args, " ")] = string(out)
+	}
+	if !strings.Contains(outputs["tokend status"], "tok") {
+		e.t.Fatalf("tokend status shows no token:\n%s", outputs["tokend status"])
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.seen) < 2 {
+		e.t.Fatalf("the sink held %d distinct secrets, want at least 2", len(e.seen))
+	}
+	for secret := range e.seen {
+		for where, text := range outputs {
+			if strings.Contains(text, secret) {
+				e.t.Errorf("a delivered secret appears in %s", where)
+			}
 		}
 	}
 }
