@@ -36,16 +36,15 @@ const (
 	lToken    = "token"
 )
 
-const (
-	seriesPerToken = 7 + 4 // seven gauges plus one per state of rotation.States (checked in newTokenCollector)
-	valuesPerToken = 7     // gauges with a value of their own; state series share the scrape's 0 and 1
-	labelsPerToken = 3 + 4 + 4*4
+// Slab sizes per token: upper bounds, so that a scrape allocates each slab once. (Were one too small, append
+// would move the rest to a new array; series already sent keep pointing at the old one, which stays valid.)
+var (
+	seriesPerToken = 7 + len(rotation.States) // seven gauges plus one series per state
+	valuesPerToken = 7                        // series with a value of their own; state series share 0 and 1
+	labelsPerToken = 3 + 4 + 4*len(rotation.States)
 )
 
 func newTokenCollector(src Source) *tokenCollector {
-	if len(rotation.States) != 4 {
-		panic("metrics: rotation.States changed; update seriesPerToken and labelsPerToken")
-	}
 	base := []string{lToken, lProvider, lKind}
 	d := func(name, help string, extra ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, append(append([]string(nil), base...), extra...), nil)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -145,7 +144,7 @@ func newLogger(c config.Log, w *os.File, level *slog.LevelVar) *slog.Logger {
 	}
 	switch format {
 	case "tint":
-		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly}))
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly}))
 	case "text":
 		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 	}
@@ -371,11 +370,4 @@ func cmdRotate(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "rotation of %s requested; the daemon acts on it at once (see tokend status)\n", name)
 	return exitOK
-}
-
-var errDemoUnavailable = errors.New("demo: not built yet")
-
-func cmdDemo(_ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, errDemoUnavailable)
-	return exitFailure
 }
