@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -89,18 +88,17 @@ type Demo struct {
 	daemon  *daemon.Daemon
 	log     *os.File
 	removal bool // Close removes Dir
-	ran     atomic.Bool
 
 	closeOnce sync.Once
 }
 
 // New starts Redis and the four simulators, writes the credential files and the config into the working
 // directory, and builds the daemon. Nothing rotates until Run. On error everything started is stopped.
-func New(opts Options) (d *Demo, err error) {
+func New(opts Options) (_ *Demo, err error) {
 	if opts.Listener == nil {
 		return nil, errors.New("demo: no listener")
 	}
-	d = &Demo{listen: opts.Listener, Dir: opts.Dir}
+	d := &Demo{listen: opts.Listener, Dir: opts.Dir}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -108,7 +106,7 @@ func New(opts Options) (d *Demo, err error) {
 	}()
 	if d.Dir == "" {
 		if d.Dir, err = os.MkdirTemp("", "tokend-demo-"); err != nil {
-			return d, fmt.Errorf("making the demo directory: %w", err)
+			return nil, fmt.Errorf("making the demo directory: %w", err)
 		}
 		d.removal = !opts.Keep
 	}
@@ -117,22 +115,22 @@ func New(opts Options) (d *Demo, err error) {
 	d.LogPath = filepath.Join(d.Dir, "tokend.log")
 	for _, sub := range []string{"tokens", "secrets"} {
 		if err := os.MkdirAll(filepath.Join(d.Dir, sub), 0o700); err != nil {
-			return d, fmt.Errorf("making the demo directory: %w", err)
+			return nil, fmt.Errorf("making the demo directory: %w", err)
 		}
 	}
 
 	d.redis = miniredis.NewMiniRedis()
 	d.redis.ClockTTL(true) // lease TTLs run on the wall clock, as in a real Redis
 	if err := d.redis.Start(); err != nil {
-		return d, fmt.Errorf("starting the in-process Redis: %w", err)
+		return nil, fmt.Errorf("starting the in-process Redis: %w", err)
 	}
 	d.startVendors(opts.Faults)
 
-	files, err := d.writeSecrets()
+	creds, err := d.writeSecrets()
 	if err != nil {
-		return d, err
+		return nil, err
 	}
-	yaml := Config(Endpoints{
+	yaml := configYAML(endpoints{
 		Listen:         opts.Listener.Addr().String(),
 		Redis:          d.redis.Addr(),
 		VCD:            d.vcd.URL(),
@@ -144,16 +142,16 @@ func New(opts Options) (d *Demo, err error) {
 		HuaweiSCIM:     d.huawei.SCIMURL(),
 		HuaweiStoreID:  d.huawei.IdentityStoreID(),
 		HuaweiTenantID: d.huawei.TenantID(),
-	}, d.Dir, files)
+	}, d.Dir, creds)
 	if err := os.WriteFile(d.ConfigPath, []byte(yaml), 0o600); err != nil {
-		return d, fmt.Errorf("writing the demo config: %w", err)
+		return nil, fmt.Errorf("writing the demo config: %w", err)
 	}
 	if d.cfg, err = daemon.LoadConfig(d.ConfigPath); err != nil {
-		return d, fmt.Errorf("the generated demo config is invalid (a bug): %w", err)
+		return nil, fmt.Errorf("the generated demo config is invalid (a bug): %w", err)
 	}
 
 	if d.log, err = os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
-		return d, fmt.Errorf("opening the demo log: %w", err)
+		return nil, fmt.Errorf("opening the demo log: %w", err)
 	}
 	level := new(slog.LevelVar)
 	logger := slog.New(slog.NewTextHandler(d.log, &slog.HandlerOptions{Level: level}))
@@ -163,7 +161,7 @@ func New(opts Options) (d *Demo, err error) {
 		Listener: opts.Listener,
 	})
 	if err != nil {
-		return d, fmt.Errorf("building the daemon: %w", err)
+		return nil, fmt.Errorf("building the daemon: %w", err)
 	}
 	return d, nil
 }
@@ -186,20 +184,20 @@ func (d *Demo) startVendors(faults bool) {
 	d.huawei.SetFaults(huaweiidctest.Faults{ErrorRate: ErrorRate, RateLimitRate: RateLimitRate, Seed: seed + 3})
 }
 
-// Files are the credential files the config names.
-type Files struct {
+// files are the credential files the config names.
+type files struct {
 	StateKey, VCDPassword, VCDAPIToken, AstraToken, CommvaultPassword, HuaweiAK, HuaweiSK string
 }
 
 // writeSecrets writes the state key, the vendor logins and the bootstrap tokens (minted at the
 // simulators as a person would in each vendor's UI) into Dir/secrets, mode 0600.
-func (d *Demo) writeSecrets() (Files, error) {
+func (d *Demo) writeSecrets() (files, error) {
 	dir := filepath.Join(d.Dir, "secrets")
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
-		return Files{}, fmt.Errorf("making the state key: %w", err)
+		return files{}, fmt.Errorf("making the state key: %w", err)
 	}
-	f := Files{
+	f := files{
 		StateKey:          filepath.Join(dir, "state.key"),
 		VCDPassword:       filepath.Join(dir, "vcd-password"),
 		VCDAPIToken:       filepath.Join(dir, "vcd-api-token"),
@@ -218,23 +216,23 @@ func (d *Demo) writeSecrets() (Files, error) {
 		f.HuaweiSK:          d.huawei.SecretKey(),
 	} {
 		if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
-			return Files{}, fmt.Errorf("writing %s: %w", filepath.Base(path), err)
+			return files{}, fmt.Errorf("writing %s: %w", filepath.Base(path), err)
 		}
 	}
 	return f, nil
 }
 
-// Endpoints are the addresses of the demo's Redis, simulators and HTTP listener, and the vendor ids the
+// endpoints are the addresses of the demo's Redis, simulators and HTTP listener, and the vendor ids the
 // config needs.
-type Endpoints struct {
+type endpoints struct {
 	Listen, Redis                                      string
 	VCD, Astra, AstraAccountID, AstraUserID, Commvault string
 	Huawei, HuaweiSCIM, HuaweiStoreID, HuaweiTenantID  string
 }
 
-// Config returns the demo's config file: the four providers, one token of every kind, each delivered
+// configYAML returns the demo's config file: the four providers, one token of every kind, each delivered
 // to a raw file under dir/tokens, and the demo's timing in defaults.
-func Config(e Endpoints, dir string, f Files) string {
+func configYAML(e endpoints, dir string, f files) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Generated by tokend demo. Every vendor is a simulator on loopback; lifetimes are seconds.
 listen: %q
@@ -274,7 +272,7 @@ providers:
     access_key_file: %s
     secret_key_file: %s
 tokens:
-`, e.Listen, e.Redis, f.StateKey, dur(RecreateBefore), dur(MaxAge), dur(RevokeAfter),
+`, e.Listen, e.Redis, f.StateKey, RecreateBefore.String(), MaxAge.String(), RevokeAfter.String(),
 		e.VCD, f.VCDPassword,
 		e.Astra, e.AstraAccountID, e.AstraUserID,
 		e.Commvault, commvaulttest.DefaultUser, f.CommvaultPassword,
@@ -284,9 +282,9 @@ tokens:
 		{"vcd-api-token", "vcd", "api_token", ""},
 		{"vcd-proxy-token", "vcd", "proxy_token", ""},
 		{"astra-api-token", "astra", "api_token", "bootstrap_file: " + f.AstraToken},
-		{"commvault-all", "commvault", "access_token", "token_type: ALL\n    renewable_for: " + dur(RenewableFor)},
-		{"commvault-ms-scim", "commvault", "access_token", "token_type: MS_SCIM\n    lifetime: " + dur(Lifetime)},
-		{"commvault-onetouch", "commvault", "access_token", "token_type: OneTouch\n    lifetime: " + dur(Lifetime)},
+		{"commvault-all", "commvault", "access_token", "token_type: ALL\n    renewable_for: " + RenewableFor.String()},
+		{"commvault-ms-scim", "commvault", "access_token", "token_type: MS_SCIM\n    lifetime: " + Lifetime.String()},
+		{"commvault-onetouch", "commvault", "access_token", "token_type: OneTouch\n    lifetime: " + Lifetime.String()},
 		{"huawei-scim-token", "huawei", "scim_token", "tenant_id: " + e.HuaweiTenantID},
 	} {
 		fmt.Fprintf(&b, "  - name: %s\n    provider: %s\n    kind: %s\n", t.name, t.provider, t.kind)
@@ -298,9 +296,6 @@ tokens:
 	return b.String()
 }
 
-// dur prints a duration the way the config reads it back (12s, 1m30s).
-func dur(d time.Duration) string { return d.String() }
-
 // Config returns the demo's config as loaded and validated.
 func (d *Demo) Config() *config.Config { return d.cfg }
 
@@ -308,10 +303,7 @@ func (d *Demo) Config() *config.Config { return d.cfg }
 func (d *Demo) Addr() string { return d.listen.Addr().String() }
 
 // Run runs the daemon until ctx ends, then waits for rotations under way. It returns the daemon's error.
-func (d *Demo) Run(ctx context.Context) error {
-	d.ran.Store(true)
-	return d.daemon.Run(ctx)
-}
+func (d *Demo) Run(ctx context.Context) error { return d.daemon.Run(ctx) }
 
 // Snapshots returns every token's status, sorted by name (what `tokend status` shows).
 func (d *Demo) Snapshots() []rotation.Snapshot { return d.daemon.Engine().Snapshots() }
@@ -324,8 +316,8 @@ func (d *Demo) LogWriter() io.Writer { return d.log }
 // it and Options.Keep was not set. It is safe to call more than once.
 func (d *Demo) Close() {
 	d.closeOnce.Do(func() {
-		if !d.ran.Load() && d.listen != nil {
-			_ = d.listen.Close() // the daemon never took it over
+		if d.listen != nil {
+			_ = d.listen.Close() // closed already when the daemon served on it; harmless then
 		}
 		if d.vcd != nil {
 			d.vcd.Close()

@@ -192,3 +192,23 @@ func TestChanges(t *testing.T) {
 		})
 	}
 }
+
+func TestNewFailsCleanly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{Listener: ln, Dir: filepath.Join(file, "demo")})
+	if err == nil || d != nil {
+		t.Fatalf("New(dir under a file) = %v, %v; want nil and an error", d, err)
+	}
+	if l2, err := net.Listen("tcp", ln.Addr().String()); err != nil {
+		t.Errorf("listener still open after a failed New: %v", err)
+	} else {
+		l2.Close()
+	}
+}

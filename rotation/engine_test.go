@@ -282,6 +282,15 @@ func TestLostRenewRecreatesWithoutReplay(t *testing.T) {
 	h.checkSinkValid()
 }
 
+func TestTransientFirstFailureIsNotFailed(t *testing.T) {
+	h := newHarness(t, providertest.FakeOptions{Lifetime: time.Hour})
+	h.fake.FailNext(providertest.OpCreate, providertest.StatusError("create", 503), 1)
+	h.eng.Work(context.Background(), "tok")
+	if s, _ := h.eng.Snapshot("tok"); s.State != StateRotating || s.ConsecutiveFailures != 1 {
+		t.Fatalf("snapshot after a 503 on the first create = %+v, want rotating with 1 failure", s)
+	}
+}
+
 func TestUnauthorizedFailsAndAlerts(t *testing.T) {
 	h := newHarness(t, providertest.FakeOptions{Lifetime: time.Hour})
 	h.fake.FailNext(providertest.OpCreate, providertest.StatusError("create", 401), 1)

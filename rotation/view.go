@@ -46,9 +46,8 @@ func StateOf(st *store.State, now time.Time) string {
 	case st.Current != nil && !st.Current.ExpiresAt.IsZero() && !now.Before(st.Current.ExpiresAt):
 		return StateExpired
 	case st.Intent != nil || st.Pending != nil || st.Current == nil:
-		if st.Current == nil && st.Failures > 0 {
-			return StateFailed
-		}
+		// A transient failure (even of the first create) is retried: rotating, not failed. Failed is for
+		// what needs a person (st.Failed) or a token that ran out.
 		return StateRotating
 	}
 	return StateCurrent

@@ -118,11 +118,15 @@ type demoView struct {
 	events    []demo.Event // the latest, for the terminal view
 	counts    map[string]int
 	lastPlain time.Time
-	drawn     bool
 }
 
 func (v *demoView) intro(w io.Writer) {
 	addr := v.d.Addr()
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			addr = net.JoinHostPort("127.0.0.1", port) // listening on every address: show one that works
+		}
+	}
 	fmt.Fprintf(w, "tokend demo: %d tokens at 4 simulated vendors (VCD, Astra, Commvault, Huawei IDC), lifetimes of seconds", len(v.d.Config().Tokens))
 	if v.faults {
 		fmt.Fprintf(w, ", with faults (%.0f%% 5xx, %.0f%% 429)", demo.ErrorRate*100, demo.RateLimitRate*100)
@@ -180,7 +184,6 @@ func (v *demoView) frame(snaps []rotation.Snapshot, now time.Time) {
 		fmt.Fprintln(&b, e)
 	}
 	fmt.Fprint(v.out, "\x1b[H"+strings.ReplaceAll(b.String(), "\n", "\x1b[K\n")+"\x1b[J")
-	v.drawn = true
 }
 
 func (v *demoView) tally() string {
