@@ -314,7 +314,7 @@ func (r *run) rotate(op string) {
 		tok, err = r.t.Provider.(providers.Renewer).Renew(r.ctx, *r.st.Current)
 	} else {
 		tok, err = r.t.Provider.Create(r.ctx, providers.CreateRequest{
-			VendorName: in.VendorName, Current: r.st.Current, Keep: in.Keep, StartedAt: in.StartedAt,
+			VendorName: in.VendorName, Current: r.usableCurrent(), Keep: in.Keep, StartedAt: in.StartedAt,
 		})
 	}
 	if err != nil {
@@ -338,6 +338,16 @@ func (r *run) rotate(op string) {
 	r.st.Pending = &tok
 	failpoint("after-pending", r.name())
 	r.finish()
+}
+
+// usableCurrent is the token a create may authenticate with: the current one, or, when the vendor no
+// longer knows it (deleted behind tokend's back), the previous one while it still waits for revocation.
+// Vendors that authenticate with the managed token itself (Astra) can then still recreate.
+func (r *run) usableCurrent() *providers.Token {
+	if r.st.Gone && r.st.Previous != nil {
+		return r.st.Previous
+	}
+	return r.st.Current
 }
 
 func verb(op string) string {

@@ -350,3 +350,46 @@ func TestNoSecretInSnapshotsOrErrors(t *testing.T) {
 		t.Fatalf("the failure was not recorded: %s", dump)
 	}
 }
+
+// currentRecorder wraps a provider and records the Current of every create request.
+type currentRecorder struct {
+	providers.Provider
+	mu   sync.Mutex
+	seen []string
+}
+
+func (c *currentRecorder) Create(ctx context.Context, req providers.CreateRequest) (providers.Token, error) {
+	c.mu.Lock()
+	id := ""
+	if req.Current != nil {
+		id = req.Current.ID
+	}
+	c.seen = append(c.seen, id)
+	c.mu.Unlock()
+	return c.Provider.Create(ctx, req)
+}
+
+func TestGoneCurrentRecreatesWithThePreviousToken(t *testing.T) {
+	h := newHarness(t, providertest.FakeOptions{Lifetime: time.Hour})
+	rec := &currentRecorder{Provider: h.fake.Provider()}
+	h.tok.Provider = rec
+	h.runUntilIdle()
+	h.advanceToNext() // recreate: generation 2, generation 1 waits for revocation
+	st := h.state()
+	if st.Previous == nil {
+		t.Fatal("no previous token after a recreate")
+	}
+	prevID, curID := st.Previous.ID, st.Current.ID
+	h.fake.Delete(curID) // deleted in the vendor's UI
+	if err := h.eng.Poll(context.Background(), "tok"); err != nil {
+		t.Fatal(err)
+	}
+	h.runUntilIdle()
+	if got := rec.seen[len(rec.seen)-1]; got != prevID {
+		t.Fatalf("create after the current token was deleted authenticated with %q, want the previous token %q", got, prevID)
+	}
+	if st := h.state(); st.Gone || st.Generation != 3 {
+		t.Fatalf("after recreate: gone=%v gen=%d, want recreated as generation 3", st.Gone, st.Generation)
+	}
+	h.checkSinkValid()
+}
