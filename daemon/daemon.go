@@ -53,6 +53,7 @@ type Daemon struct {
 	store   *store.Store
 	engine  *rotation.Engine
 	metrics *metrics.Metrics
+	history *history // the engine's observer: records each operation, forwards to metrics
 	reg     *prometheus.Registry
 	loop    *scheduler.Loop
 
@@ -95,7 +96,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.New(rdb, key, store.Options{Prefix: cfg.Redis.KeyPrefix, Instance: cfg.InstanceID, LeaseTTL: opts.LeaseTTL})
+	st, err := store.New(rdb, key, store.Options{Prefix: cfg.Redis.KeyPrefix, Instance: cfg.InstanceID, LeaseTTL: opts.LeaseTTL, Logger: opts.Logger})
 	if err != nil {
 		rdb.Close()
 		return nil, err
@@ -108,7 +109,8 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.world = w
-	d.engine = rotation.New(st, w.tokens, rotation.Options{Logger: d.log, Observer: d.metrics})
+	d.history = newHistory(st, d.metrics, d.log)
+	d.engine = rotation.New(st, w.tokens, rotation.Options{Logger: d.log, Observer: d.history})
 	d.metrics.SetProviders(providerNames(cfg))
 	d.lastReload.Store(&reloadResult{ok: true, at: time.Now()})
 	d.metrics.ConfigReloaded(true, time.Now())
@@ -185,8 +187,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Index: d.store, Work: d.engine.Work, Owns: d.engine.Owns, Logger: d.log,
 		Tick: d.tick, Lag: d.metrics.SchedulerLag,
 	}
+	if d.watchdog > 0 {
+		// The loop ticks at least this often even when idle, so the pings come every WatchdogSec/4.
+		d.loop.MaxSleep = min(5*time.Second, d.watchdog/4)
+	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
+	stopHistory := d.history.start()
 	d.wg.Add(3)
 	go func() { defer d.wg.Done(); d.loop.Run(runCtx) }()
 	go func() { defer d.wg.Done(); d.listen(runCtx) }()
@@ -214,6 +221,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Unlock()
 	stopRun()
 	d.wg.Wait()
+	stopHistory()
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdown)
@@ -226,6 +234,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // tick runs once per scheduler loop iteration: it pings the systemd watchdog, so a wedged loop stops
 // the pings and systemd restarts the service.
 func (d *Daemon) tick() {
+	wedge(d.log) // failpoint builds only: the watchdog test blocks the loop here
 	if d.watchdog <= 0 {
 		return
 	}
@@ -270,7 +279,11 @@ func (d *Daemon) poll(provider string, names []string) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-d.pollLimit; wg.Done() }()
-			if err := d.engine.Poll(ctx, n); err != nil {
+			err := d.engine.Poll(ctx, n)
+			// The poll did the token's due step and rescheduled it behind the loop's back: wake the loop
+			// so that it sleeps until the new due time, not the one it last saw.
+			d.loop.Wake()
+			if err != nil {
 				d.log.Warn("polling", "token", n, "provider", provider, "err", err)
 				mu.Lock()
 				failed++
@@ -305,7 +318,7 @@ func (d *Daemon) listen(ctx context.Context) {
 				}
 				_ = d.engine.Refresh(ctx, name)
 				d.wg.Add(1)
-				go func() { defer d.wg.Done(); d.engine.Work(ctx, name) }()
+				go func() { defer d.wg.Done(); d.engine.Work(ctx, name); d.loop.Wake() }()
 			}
 		}
 		_ = sub.Close()

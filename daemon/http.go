@@ -73,6 +73,7 @@ func (d *Daemon) httpServer() *http.Server {
 	mux.HandleFunc("GET /api/v1/tokens", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, RowsOf(d.engine.Snapshots()))
 	})
+	d.uiRoutes(mux) // GET /, GET /tokens/{name}: the status page (ui.go)
 	mux.HandleFunc("POST /api/v1/tokens/{name}/rotate", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if !d.engine.Owns(name) {

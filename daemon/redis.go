@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -52,6 +53,10 @@ func NewRedis(c config.Redis) (redis.UniversalClient, error) {
 	case c.Cluster != nil:
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: c.Cluster.Addrs, Username: c.Username, Password: password, TLSConfig: tlsConf,
+			// go-redis re-reads the slot map on MOVED, and otherwise only this often (default 60s): after
+			// a master dies and its replica is promoted, nothing answers MOVED for the dead master's slots,
+			// so without a short interval those tokens would wait up to a minute (test/redisha).
+			ClusterStateReloadInterval: 2 * time.Second,
 		}), nil
 	}
 	opt, err := redis.ParseURL(c.URL)

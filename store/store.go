@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,7 @@ type Store struct {
 	instance string // this instance's id
 	owner    string // instance id + "/" + a per-process nonce: the value of the leases this process holds
 	leaseTTL time.Duration
+	wait     *waiter // nil: never wait for replicas (a reader)
 }
 
 // Options configure a Store.
@@ -53,6 +55,11 @@ type Options struct {
 	Prefix   string        // key prefix, default "tokend"
 	Instance string        // this instance's id (leases name it)
 	LeaseTTL time.Duration // how long a lease lives unless extended; default 30s
+	// Wait says how intents, pending tokens and promotes wait for replicas (see WaitOptions); the zero
+	// value detects replicas and waits for one when there is one.
+	Wait WaitOptions
+	// Logger gets a warning when such a write reached no replica in time; nil discards.
+	Logger *slog.Logger
 }
 
 // New returns a Store on rdb. key is the 32-byte state key.
@@ -75,6 +82,7 @@ func New(rdb redis.UniversalClient, key []byte, opts Options) (*Store, error) {
 	return &Store{
 		rdb: rdb, prefix: opts.Prefix, sealer: sealer, instance: opts.Instance,
 		owner: opts.Instance + "/" + hex.EncodeToString(nonce), leaseTTL: opts.LeaseTTL,
+		wait: newWaiter(opts.Wait, opts.Logger),
 	}, nil
 }
 
@@ -272,7 +280,7 @@ func (l *Lease) Apply(ctx context.Context, c *Change) error {
 	for _, f := range c.del {
 		args = append(args, f)
 	}
-	ok, err := updateScript.Run(ctx, l.s.rdb, []string{l.s.stateKey(l.Name)}, args...).Int()
+	ok, err := l.s.runDurable(ctx, updateScript, c.durable(), "apply", []string{l.s.stateKey(l.Name)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("writing state of %s: %w", l.Name, err)
 	}
@@ -285,7 +293,10 @@ func (l *Lease) Apply(ctx context.Context, c *Change) error {
 var promoteScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then return 0 end
 local pend = redis.call('HGET', KEYS[1], 'pend')
-if not pend then return -1 end
+if not pend then
+  if redis.call('HGET', KEYS[1], 'gen') == ARGV[2] then return 1 end
+  return -1
+end
 if ARGV[6] == '1' then
   if redis.call('HEXISTS', KEYS[1], 'prev') == 1 then return -2 end
   local cur = redis.call('HGET', KEYS[1], 'cur')
@@ -300,14 +311,16 @@ return 1
 // revoke deadline) when keepPrevious is true, the generation becomes gen, failure bookkeeping and the intent
 // are cleared, and this instance is recorded as having delivered gen. It refuses with ErrFenced when the
 // lease was taken over, ErrNoPending when nothing is pending, and ErrPreviousLive when keepPrevious would
-// overwrite a previous token that was not yet revoked.
+// overwrite a previous token that was not yet revoked. A promote sent again after its answer was lost
+// (a failover) finds gen already current and succeeds. Intents, pending tokens and promotes wait for a
+// replica when the master has one (see WaitOptions).
 func (l *Lease) Promote(ctx context.Context, gen int64, keepPrevious bool, revokeAt, now time.Time) error {
 	keep := "0"
 	if keepPrevious {
 		keep = "1"
 	}
-	n, err := promoteScript.Run(ctx, l.s.rdb, []string{l.s.stateKey(l.Name)},
-		l.Fence, gen, ms(revokeAt), ms(now), fDelivered+l.s.instance, keep).Int()
+	n, err := l.s.runDurable(ctx, promoteScript, true, "promote", []string{l.s.stateKey(l.Name)},
+		l.Fence, strconv.FormatInt(gen, 10), ms(revokeAt), ms(now), fDelivered+l.s.instance, keep).Int()
 	if err != nil {
 		return fmt.Errorf("promoting %s: %w", l.Name, err)
 	}

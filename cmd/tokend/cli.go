@@ -132,9 +132,22 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, int) {
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
-// newLogger builds the logger of log.format: tint on a terminal, JSON otherwise (journald reads it).
+// newLogger builds the logger of log.format: tint on a terminal, JSON otherwise (journald reads it). Its
+// handler is a *switchHandler, so that a reload can change the format (setLogFormat).
 func newLogger(c config.Log, w *os.File, level *slog.LevelVar) *slog.Logger {
 	level.Set(daemon.ParseLevel(c.Level))
+	return slog.New(newSwitchHandler(logHandler(c, w, level)))
+}
+
+// setLogFormat makes logger (from newLogger) write in c's format from now on. The level is the LevelVar's,
+// which daemon.Reload sets.
+func setLogFormat(logger *slog.Logger, c config.Log, w *os.File, level *slog.LevelVar) {
+	if s, ok := logger.Handler().(*switchHandler); ok {
+		s.Set(logHandler(c, w, level))
+	}
+}
+
+func logHandler(c config.Log, w *os.File, level *slog.LevelVar) slog.Handler {
 	format := c.Format
 	if format == "" || format == "auto" {
 		format = "json"
@@ -144,11 +157,11 @@ func newLogger(c config.Log, w *os.File, level *slog.LevelVar) *slog.Logger {
 	}
 	switch format {
 	case "tint":
-		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly}))
+		return tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly})
 	case "text":
-		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+		return slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
@@ -181,7 +194,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				_ = d.Reload() // logged, and kept in metrics and STATUS=
+				if d.Reload() == nil { // a failure is logged, and kept in metrics and STATUS=
+					setLogFormat(logger, d.Config().Log, os.Stderr, level)
+				}
 			}
 		}
 	}()

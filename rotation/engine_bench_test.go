@@ -1,0 +1,135 @@
+package rotation
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokend/tokend/config"
+	"github.com/tokend/tokend/providers/providertest"
+	"github.com/tokend/tokend/store"
+	"github.com/tokend/tokend/store/storetest"
+)
+
+// Benchmarks of the engine against the real Redis (skipped when none answers outside CI) and a zero-latency
+// in-memory vendor (providertest.Fake). "rtt/op" counts Redis round trips (a pipeline is one) with a go-redis
+// hook: DESIGN.md section 9 asks for at most 6 per rotation.
+
+type rttHook struct{ rtt, cmds atomic.Int64 }
+
+func (h *rttHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *rttHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.rtt.Add(1)
+		h.cmds.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h *rttHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.rtt.Add(1)
+		h.cmds.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// benchEngine returns an engine over n tokens of one renewable Fake (24h lifetime, renewed 10 minutes
+// before expiry, no sinks) on the real Redis under a fresh prefix that is deleted afterwards.
+func benchEngine(b *testing.B, n int) (*Engine, *rttHook, *store.Store) {
+	b.Helper()
+	rdb := storetest.RealRedis(b)
+	hook := &rttHook{}
+	rdb.AddHook(hook)
+	nonce := make([]byte, 4)
+	_, _ = rand.Read(nonce)
+	prefix := "tokendbench-" + hex.EncodeToString(nonce)
+	b.Cleanup(func() { unlinkPrefix(rdb, prefix) })
+	st, err := store.New(rdb, []byte("0123456789abcdef0123456789abcdef"), store.Options{Prefix: prefix, Instance: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fake := providertest.NewFake(providertest.FakeOptions{Lifetime: 24 * time.Hour, Renewable: true})
+	pol := config.Builtins()
+	pol.RenewBefore = config.Window{Dur: 10 * time.Minute}
+	pol.Jitter = 0
+	tokens := make(map[string]*Token, n)
+	for i := range n {
+		name := "token-" + strconv.Itoa(i)
+		tokens[name] = &Token{Config: config.Token{Name: name, Provider: "fake", Kind: "access_token"}, Policy: pol,
+			Provider: fake.Provider(), ProviderName: "fake"}
+	}
+	return New(st, tokens, Options{}), hook, st
+}
+
+func unlinkPrefix(rdb redis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+		if len(keys) == 1000 {
+			rdb.Unlink(ctx, keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		rdb.Unlink(ctx, keys...)
+	}
+}
+
+// BenchmarkWorkRenew is one whole renewal through Engine.Work: lease, intent, vendor renew, persist pending,
+// verify, promote, publish, release, re-read, reschedule. The rotation request that makes the token due
+// (tokend rotate) runs with the timer stopped and is not counted in rtt/op.
+func BenchmarkWorkRenew(b *testing.B) {
+	e, hook, st := benchEngine(b, 1)
+	ctx := context.Background()
+	e.Work(ctx, "token-0") // creates the first token
+	var rtt, cmds int64
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		if err := st.RequestRotation(ctx, "token-0", time.Now(), false); err != nil {
+			b.Fatal(err)
+		}
+		r0, c0 := hook.rtt.Load(), hook.cmds.Load()
+		b.StartTimer()
+		e.Work(ctx, "token-0")
+		rtt += hook.rtt.Load() - r0
+		cmds += hook.cmds.Load() - c0
+	}
+	b.StopTimer()
+	s, _ := e.Snapshot("token-0")
+	if s.Generation < int64(b.N)+1 || s.State != StateCurrent {
+		b.Fatalf("after %d renewals: generation %d, state %s", b.N, s.Generation, s.State)
+	}
+	b.ReportMetric(float64(rtt)/float64(b.N), "rtt/op")
+	b.ReportMetric(float64(cmds)/float64(b.N), "cmds/op")
+}
+
+// BenchmarkLoadAll is a start of 10,000 tokens none of which has a token yet (each gets a create): read
+// every state, decide, and write every token's next action to the due index. tokendbench measures the
+// restart over real state at 1k, 10k and 100k.
+func BenchmarkLoadAll(b *testing.B) {
+	const n = 10_000
+	e, hook, _ := benchEngine(b, n)
+	ctx := context.Background()
+	if err := e.LoadAll(ctx); err != nil { // schedules a create for every token: no state yet
+		b.Fatal(err)
+	}
+	hook.rtt.Store(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := e.LoadAll(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/token")
+	b.ReportMetric(float64(hook.rtt.Load())/float64(b.N), "rtt/op")
+}
