@@ -140,6 +140,11 @@ func TestRateLimitHoldsUnderStorm(t *testing.T) {
 			t.Errorf("vendor saw %d requests within %v, want at most burst + rps × %v (+%d) = %d", got, w, w, concurrency, limit)
 		}
 	}
+	// Idle connections are kept for the provider's concurrency, so a storm reuses them instead of
+	// opening (and, against a real vendor, handshaking) a new one for most requests.
+	if c := v.conns.Load(); c > 4*int64(concurrency) {
+		t.Errorf("the storm opened %d connections, want at most a few times rate_limit.concurrency = %d", c, concurrency)
+	}
 	t.Logf("%d creates in %v: %.0f/s overall, peak %d per 100ms and %d per 1s, %d in flight at most, %d connections opened",
 		tokens, took.Round(time.Millisecond), tokens/took.Seconds(), v.peakIn(100*time.Millisecond), v.peakIn(time.Second), peak, v.conns.Load())
 }

@@ -116,6 +116,12 @@ func httpClient(p config.Provider, m *metrics.Metrics) (*http.Client, error) {
 	if p.Timeout != nil {
 		timeout = p.Timeout.D()
 	}
+	// Keep enough idle connections for the provider's concurrency: the default (2 per host) makes a burst
+	// of rotations open a new connection, and a TLS handshake, for most requests.
+	tr.MaxIdleConnsPerHost = 16
+	if p.RateLimit != nil && p.RateLimit.Concurrency > tr.MaxIdleConnsPerHost {
+		tr.MaxIdleConnsPerHost = p.RateLimit.Concurrency
+	}
 	var rt http.RoundTripper = tr
 	if p.RateLimit != nil {
 		rt = newLimiter(*p.RateLimit, rt)

@@ -22,6 +22,52 @@ func (s *Store) Schedule(ctx context.Context, name, action string, at time.Time)
 	return nil
 }
 
+// Planned is one token's next action, for ScheduleMany.
+type Planned struct {
+	Name   string
+	Action string
+	At     time.Time
+}
+
+// ScheduleMany records the next action of many tokens, pipelined 1,000 to a round trip (start-up and
+// reload schedule every token at once).
+func (s *Store) ScheduleMany(ctx context.Context, items []Planned) error {
+	const batch = 1000
+	for i := 0; i < len(items); i += batch {
+		chunk := items[i:min(i+batch, len(items))]
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			zs := make([]redis.Z, len(chunk))
+			for j, it := range chunk {
+				zs[j] = redis.Z{Score: float64(it.At.UnixMilli()), Member: it.Name}
+				p.HSet(ctx, s.stateKey(it.Name), fNextAction, it.Action, fNextAt, it.At.UnixMilli())
+			}
+			p.ZAdd(ctx, s.dueKey(), zs...)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("scheduling %d tokens: %w", len(items), err)
+		}
+	}
+	return nil
+}
+
+// ScheduleAndRelease records the token's next action and gives its lease up, in one round trip (the end
+// of every Work call).
+func (l *Lease) ScheduleAndRelease(ctx context.Context, action string, at time.Time) error {
+	s := l.s
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, s.dueKey(), redis.Z{Score: float64(at.UnixMilli()), Member: l.Name})
+		p.HSet(ctx, s.stateKey(l.Name), fNextAction, action, fNextAt, at.UnixMilli())
+		// EVAL, not EVALSHA: a pipeline cannot fall back when the script cache is empty.
+		releaseScript.Eval(ctx, p, []string{s.leaseKey(l.Name)}, s.owner)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("scheduling %s: %w", l.Name, err)
+	}
+	return nil
+}
+
 // Unschedule removes names from the due index (tokens removed from the config).
 func (s *Store) Unschedule(ctx context.Context, names ...string) error {
 	if len(names) == 0 {

@@ -304,12 +304,14 @@ if ARGV[6] == '1' then
 end
 redis.call('HSET', KEYS[1], 'cur', pend, 'gen', ARGV[2], 'last_success', ARGV[4], 'failures', '0', ARGV[5], ARGV[2])
 redis.call('HDEL', KEYS[1], 'pend', 'intent', 'failed', 'last_error', 'retry_at', 'renew_stuck', 'gone', 'force')
+redis.call('PUBLISH', ARGV[7], ARGV[8])
 return 1
 `)
 
 // Promote makes the pending token current in one script: the current token becomes previous (with its
 // revoke deadline) when keepPrevious is true, the generation becomes gen, failure bookkeeping and the intent
-// are cleared, and this instance is recorded as having delivered gen. It refuses with ErrFenced when the
+// are cleared, this instance is recorded as having delivered gen, and other instances are told (in the same
+// round trip) so they bring their own sinks up to date. It refuses with ErrFenced when the
 // lease was taken over, ErrNoPending when nothing is pending, and ErrPreviousLive when keepPrevious would
 // overwrite a previous token that was not yet revoked. A promote sent again after its answer was lost
 // (a failover) finds gen already current and succeeds. Intents, pending tokens and promotes wait for a
@@ -320,7 +322,8 @@ func (l *Lease) Promote(ctx context.Context, gen int64, keepPrevious bool, revok
 		keep = "1"
 	}
 	n, err := l.s.runDurable(ctx, promoteScript, true, "promote", []string{l.s.stateKey(l.Name)},
-		l.Fence, strconv.FormatInt(gen, 10), ms(revokeAt), ms(now), fDelivered+l.s.instance, keep).Int()
+		l.Fence, strconv.FormatInt(gen, 10), ms(revokeAt), ms(now), fDelivered+l.s.instance, keep,
+		l.s.EventsChannel(), l.Name).Int()
 	if err != nil {
 		return fmt.Errorf("promoting %s: %w", l.Name, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -312,6 +313,64 @@ func TestLoad(t *testing.T) {
 		wrong, _ := New(rdb, []byte("ffffffffffffffffffffffffffffffff"), Options{Prefix: prefix, Instance: "h"})
 		if _, err := wrong.Load(ctx, []string{"x"}); !errors.Is(err, ErrUnseal) {
 			t.Errorf("Load() with the wrong key = %v, want ErrUnseal", err)
+		}
+	})
+}
+
+func TestScheduleManyAndScheduleAndRelease(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		ctx := context.Background()
+		s := newStore(t, rdb, prefix, "host-a")
+		now := time.Now().Truncate(time.Millisecond)
+		var items []Planned
+		for i := range 2500 {
+			items = append(items, Planned{Name: fmt.Sprintf("t%d", i), Action: "renew", At: now.Add(time.Duration(i) * time.Second)})
+		}
+		if err := s.ScheduleMany(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		due, err := s.DueTimes(ctx)
+		if err != nil || len(due) != 2500 || !due["t2499"].Equal(now.Add(2499*time.Second)) {
+			t.Fatalf("DueTimes() = %d entries (t2499 at %v), %v; want 2500", len(due), due["t2499"], err)
+		}
+		l, _, err := s.Acquire(ctx, "t7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.ScheduleAndRelease(ctx, "recreate", now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := s.Get(ctx, "t7")
+		if st.NextAction != "recreate" || !st.NextAt.Equal(now.Add(time.Hour)) {
+			t.Fatalf("after ScheduleAndRelease: next = %s at %v", st.NextAction, st.NextAt)
+		}
+		if _, _, err := newStore(t, rdb, prefix, "host-b").Acquire(ctx, "t7"); err != nil {
+			t.Fatalf("lease not released: %v", err)
+		}
+	})
+}
+
+func TestPromoteAnnounces(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		ctx := context.Background()
+		s := newStore(t, rdb, prefix, "host-a")
+		sub := s.Subscribe(ctx)
+		defer sub.Close()
+		if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
+			t.Fatal(err)
+		}
+		l, _, _ := s.Acquire(ctx, "tok")
+		_ = l.Apply(ctx, new(Change).SetPending(tok("id-1", "s1", "", time.Now().Add(time.Hour))))
+		if err := l.Promote(ctx, 1, true, time.Now(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case msg := <-sub.Channel():
+			if msg.Payload != "tok" {
+				t.Fatalf("announcement = %q, want tok", msg.Payload)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("promote announced nothing")
 		}
 	})
 }
