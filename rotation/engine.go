@@ -61,7 +61,15 @@ type Engine struct {
 
 	mu   sync.RWMutex
 	view map[string]Snapshot
+
+	activeMu  sync.Mutex
+	active    map[string]*activity // this process's Work and Poll calls under way, per token
+	activeSeq uint64               // stamps of those calls
 }
+
+// ownLeaseRecheck is how soon a token whose lease this process itself holds (its poll, or a Work call
+// started by another instance's announcement) is offered to the loop again.
+const ownLeaseRecheck = 100 * time.Millisecond
 
 // Options configure an Engine.
 type Options struct {
@@ -72,7 +80,8 @@ type Options struct {
 
 // New returns an engine over st managing tokens.
 func New(st *store.Store, tokens map[string]*Token, opts Options) *Engine {
-	e := &Engine{store: st, log: opts.Logger, now: opts.Now, observer: opts.Observer, view: map[string]Snapshot{}}
+	e := &Engine{store: st, log: opts.Logger, now: opts.Now, observer: opts.Observer, view: map[string]Snapshot{},
+		active: map[string]*activity{}}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -159,8 +168,16 @@ func (e *Engine) Work(ctx context.Context, name string) time.Time {
 	if !ok {
 		return time.Time{}
 	}
+	mark, others, leave := e.enter(name)
+	defer leave()
 	lease, st, err := e.store.Acquire(ctx, name)
 	if errors.Is(err, store.ErrLeaseHeld) {
+		if others > 0 || e.localSince(name, mark) {
+			// This process may hold the lease itself (its poll, which does the due step when it has
+			// inspected the token, and may have let go of it since). A retry that step schedules must not
+			// wait half a lease TTL, which is meant for another instance's work: look again soon.
+			return e.now().Add(ownLeaseRecheck)
+		}
 		return e.now().Add(e.store.LeaseTTL() / 2)
 	}
 	if err != nil {
@@ -569,12 +586,14 @@ func (r *run) revokePrevious() bool {
 func (r *run) fail(op string, err error, in *store.Intent) {
 	class := providers.ClassOf(err)
 	c := new(store.Change)
+	toRecreate := false
 	switch {
 	case op == "renew" && (class == providers.NotRenewable || class == providers.Unauthorized || class == providers.Ambiguous):
 		// Renewing is over for this token (or its refresh credential may be spent): recreate, through the
 		// provider's own login where it has one.
 		c.SetRenewStuck(true)
 		in = nil
+		toRecreate = true
 	case in != nil && class == providers.Ambiguous:
 		in.Lost = true
 	}
@@ -590,12 +609,18 @@ func (r *run) fail(op string, err error, in *store.Intent) {
 	}
 	wait := scheduler.Backoff(failures, r.t.Policy.RetryMin, r.t.Policy.RetryMax, untilExpiry, providers.RetryAfterOf(err), rand.Float64)
 	needsPerson := class == providers.Unauthorized || class == providers.Permanent
-	if needsPerson && op != "renew" {
-		// No blind retries of a refused credential: try again slowly, and alert meanwhile.
-		wait = max(wait, r.t.Policy.RetryMax)
-	} else if op == "renew" && in == nil {
+	// A renew that is over goes straight to recreate; every other failure, renews included, backs off.
+	if toRecreate {
 		wait = 0 // go straight to recreate
 		needsPerson = false
+	} else if needsPerson {
+		// No blind retries of a refused credential: try again slowly, and alert meanwhile; but never so
+		// slowly that fewer than three attempts fit before the current token expires.
+		slow := r.t.Policy.RetryMax
+		if untilExpiry > 0 {
+			slow = min(slow, untilExpiry/3)
+		}
+		wait = max(wait, slow)
 	}
 	msg := r.scrub(err.Error())
 	c.SetFailure(msg, failures, r.e.now().Add(wait), needsPerson)

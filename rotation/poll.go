@@ -18,6 +18,8 @@ func (e *Engine) Poll(ctx context.Context, name string) error {
 	if !ok {
 		return nil
 	}
+	_, _, leave := e.enter(name)
+	defer leave()
 	lease, st, err := e.store.Acquire(ctx, name)
 	if errors.Is(err, store.ErrLeaseHeld) {
 		return nil
@@ -76,3 +78,40 @@ func (e *Engine) inspect(ctx context.Context, t *Token, lease *store.Lease, st *
 
 // errGone labels the inspect metric of a token found deleted at the vendor.
 var errGone = &providers.APIError{Op: "inspect", Status: 404, Message: "token gone", Class: providers.NotFound}
+
+// activity is this process's Work and Poll calls of one token: how many are under way, and the stamp of
+// the latest to start.
+type activity struct {
+	n    int
+	last uint64
+}
+
+// enter records a Work or Poll call of name starting in this process. It returns the call's stamp, how
+// many others were under way, and leave, to call when the call ends.
+func (e *Engine) enter(name string) (mark uint64, others int, leave func()) {
+	e.activeMu.Lock()
+	defer e.activeMu.Unlock()
+	a := e.active[name]
+	if a == nil {
+		a = &activity{}
+		e.active[name] = a
+	}
+	e.activeSeq++
+	others, a.n, a.last = a.n, a.n+1, e.activeSeq
+	return a.last, others, func() {
+		e.activeMu.Lock()
+		defer e.activeMu.Unlock()
+		if a.n--; a.n <= 0 {
+			delete(e.active, name)
+		}
+	}
+}
+
+// localSince reports whether another Work or Poll call of name is under way in this process, or started
+// after the call stamped mark (which must still be under way).
+func (e *Engine) localSince(name string, mark uint64) bool {
+	e.activeMu.Lock()
+	defer e.activeMu.Unlock()
+	a := e.active[name]
+	return a != nil && (a.n > 1 || a.last != mark)
+}

@@ -116,3 +116,28 @@ func TestRefusedStepRetriesBeforeExpiry(t *testing.T) {
 		t.Errorf("after a 403 with %v left the next attempt is in %v, want within a third of that", untilExpiry, wait)
 	}
 }
+
+// The check behind TestWorkDuringOwnPollIsPutOffBriefly must also hold when this process's poll let go
+// of the lease between the Acquire that found it held and the check (seen end to end: the poll's own
+// step ended a few milliseconds after the loop's Acquire, and the token was put off for 15 s).
+func TestLocalLeaseHolderSeenAfterItLeft(t *testing.T) {
+	h := newHarness(t, providertest.FakeOptions{})
+	mark, others, leave := h.eng.enter("tok") // the loop's Work starts
+	if others != 0 || h.eng.localSince("tok", mark) {
+		t.Fatalf("enter() = others %d, localSince %v, want nothing else under way", others, h.eng.localSince("tok", mark))
+	}
+	_, _, leavePoll := h.eng.enter("tok") // a poll starts (and takes the lease before the Work's Acquire)
+	leavePoll()                           // and ends before the Work looks
+	if !h.eng.localSince("tok", mark) {
+		t.Errorf("localSince() = false after a poll started and ended during the Work, want true")
+	}
+	leave()
+	mark, _, leave = h.eng.enter("tok")
+	if h.eng.localSince("tok", mark) {
+		t.Errorf("localSince() = true for a Work with nothing else under way since it started")
+	}
+	leave()
+	if n := len(h.eng.active); n != 0 {
+		t.Errorf("%d tokens still recorded as worked on after every call ended", n)
+	}
+}

@@ -129,6 +129,12 @@ func (l *Loop) Run(ctx context.Context) {
 				sleep = max(d, 0)
 			}
 		}
+		// A due token that was put off is offered again when its put-off ends.
+		if until, ok := l.putOffUntil(now); ok && !full {
+			if d := until.Sub(l.Now()); d < sleep {
+				sleep = max(d, 0)
+			}
+		}
 		if full {
 			sleep = l.MaxSleep // a worker finishing wakes the loop
 		}
@@ -158,6 +164,23 @@ func (l *Loop) claim(name string, now time.Time) bool {
 	delete(l.notUntil, name)
 	l.inFlight[name] = true
 	return true
+}
+
+// putOffUntil returns the earliest end of a put-off that is still running at now.
+func (l *Loop) putOffUntil(now time.Time) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var first time.Time
+	for name, until := range l.notUntil {
+		if !until.After(now) {
+			delete(l.notUntil, name) // over: claim would drop it too
+			continue
+		}
+		if first.IsZero() || until.Before(first) {
+			first = until
+		}
+	}
+	return first, !first.IsZero()
 }
 
 func (l *Loop) release(name string, notBefore time.Time) {
