@@ -135,16 +135,15 @@ func (e *Engine) LoadAll(ctx context.Context) error {
 		return err
 	}
 	now := e.now()
+	planned := make([]store.Planned, 0, len(states))
 	for name, st := range states {
 		t := toks[name]
 		plan := scheduler.Next(now, st, t.Policy, caps(t), e.store.Instance())
 		st.NextAction, st.NextAt = string(plan.Action), plan.At
 		e.setView(t, st)
-		if err := e.store.Schedule(ctx, name, string(plan.Action), plan.At); err != nil {
-			return err
-		}
+		planned = append(planned, store.Planned{Name: name, Action: string(plan.Action), At: plan.At})
 	}
-	return nil
+	return e.store.ScheduleMany(ctx, planned)
 }
 
 // Refresh re-reads one token's state into the view (another instance changed it).
@@ -191,14 +190,16 @@ func (e *Engine) Work(ctx context.Context, name string) time.Time {
 	// Schedule from what Redis now holds, whatever the step managed to write.
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	defer func() { _ = lease.Release(bg) }()
 	st, err = e.store.Get(bg, name)
 	if err != nil {
+		_ = lease.Release(bg)
 		e.log.Error("reading state", "token", name, "err", err)
 		return e.now().Add(5 * time.Second)
 	}
 	plan := scheduler.Next(e.now(), st, t.Policy, caps(t), e.store.Instance())
-	if err := e.store.Schedule(bg, name, string(plan.Action), plan.At); err != nil {
+	// The next action and the lease's release go in one round trip.
+	if err := lease.ScheduleAndRelease(bg, string(plan.Action), plan.At); err != nil {
+		_ = lease.Release(bg)
 		e.log.Error("scheduling", "token", name, "err", err)
 	}
 	st.NextAction, st.NextAt = string(plan.Action), plan.At
@@ -496,7 +497,6 @@ func (r *run) finish() {
 		r.e.log.Warn("renew did not move expiry; recreating next time", "token", r.name())
 		_ = r.lease.Apply(ctx, new(store.Change).SetRenewStuck(true))
 	}
-	_ = r.e.store.Publish(ctx, r.name())
 }
 
 // verifyFailed handles a new token the vendor does not accept: a refused one is dropped (and revoked, as
