@@ -492,7 +492,11 @@ func (r *run) finish() {
 		return
 	}
 	failpoint("after-promote", r.name())
-	r.e.log.Info("rotated", "token", r.name(), "op", in.Op, "generation", in.Generation, "expires_at", pend.ExpiresAt)
+	if pend.ExpiresAt.IsZero() {
+		r.e.log.Info("rotated", "token", r.name(), "op", in.Op, "generation", in.Generation)
+	} else {
+		r.e.log.Info("rotated", "token", r.name(), "op", in.Op, "generation", in.Generation, "expires_at", pend.ExpiresAt)
+	}
 	if in.Op == "renew" && cur != nil && !pend.ExpiresAt.After(cur.ExpiresAt) {
 		r.e.log.Warn("renew did not move expiry; recreating next time", "token", r.name())
 		_ = r.lease.Apply(ctx, new(store.Change).SetRenewStuck(true))
