@@ -73,6 +73,22 @@ func (c *Config) Validate(vendors map[string]VendorCheck) error {
 	for _, t := range c.Tokens {
 		c.validateToken(&ps, t, tokenAt)
 	}
+	// One file holds one token: a second sink on the same path would overwrite it at every rotation.
+	fileAt := map[string]string{}
+	for _, t := range c.Tokens {
+		for i, d := range t.Deliver {
+			if d.File == nil || d.File.Path == "" {
+				continue
+			}
+			path := fmt.Sprintf("%s.deliver[%d].file.path", t.Path(), i)
+			clean := filepath.Clean(d.File.Path)
+			if first, ok := fileAt[clean]; ok {
+				ps.add(path, "%s is already the file of %s: each file sink needs its own file", d.File.Path, first)
+				continue
+			}
+			fileAt[clean] = path
+		}
+	}
 
 	for _, p := range c.Providers {
 		check := vendors[p.Type]

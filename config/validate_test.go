@@ -307,3 +307,12 @@ func TestValidateZeroConfig(t *testing.T) {
 		t.Errorf("Config{}.Validate() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestValidateOneFilePerSink(t *testing.T) {
+	c := base(t)
+	c.Tokens[1].Deliver = []Sink{{File: &FileSink{Path: "/run/./a"}}}
+	err := c.Validate(acceptAll)
+	if err == nil || !strings.Contains(err.Error(), "tokens[1] (b).deliver[0].file.path: /run/./a is already the file of tokens[0] (a)") {
+		t.Fatalf("Validate() = %v, want the second token's file path refused", err)
+	}
+}

@@ -322,7 +322,15 @@ func (d *Daemon) listen(ctx context.Context) {
 				}
 				_ = d.engine.Refresh(ctx, name)
 				d.wg.Add(1)
-				go func() { defer d.wg.Done(); d.engine.Work(ctx, name); d.loop.Wake() }()
+				go func() {
+					defer d.wg.Done()
+					// This instance's sinks first: the announcing instance may still hold the lease.
+					if err := d.engine.Converge(ctx, name); err != nil {
+						d.log.Warn("bringing sinks up to date", "token", name, "err", err)
+					}
+					d.engine.Work(ctx, name)
+					d.loop.Wake()
+				}()
 			}
 		}
 		_ = sub.Close()

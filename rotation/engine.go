@@ -62,6 +62,10 @@ type Engine struct {
 	mu   sync.RWMutex
 	view map[string]Snapshot
 
+	sinkMu    sync.Mutex
+	sinkLocks map[string]*sync.Mutex // serialises deliveries of one token in this process
+	delivered map[string]int64       // newest generation this process delivered, per token
+
 	activeMu  sync.Mutex
 	active    map[string]*activity // this process's Work and Poll calls under way, per token
 	activeSeq uint64               // stamps of those calls
@@ -532,6 +536,14 @@ func (r *run) verifyFailed(err error) {
 
 // deliver hands tok to every sink of this instance. All must succeed.
 func (r *run) deliver(tok *providers.Token, gen int64) error {
+	// Deliveries of one token are serialised in this process, and a generation older than one already
+	// delivered here is never written over it (Converge and Work may both deliver).
+	mu := r.e.sinkLock(r.name())
+	mu.Lock()
+	defer mu.Unlock()
+	if gen < r.e.deliveredHere(r.name()) {
+		return nil
+	}
 	d := sinks.Delivery{
 		Name: r.name(), Provider: r.t.ProviderName, Kind: r.t.Config.Kind, Secret: tok.Secret,
 		IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, Generation: gen,
@@ -549,7 +561,64 @@ func (r *run) deliver(tok *providers.Token, gen int64) error {
 	}
 	err := errors.Join(errs...)
 	r.observe("deliver", start, err)
+	if err == nil {
+		r.e.setDeliveredHere(r.name(), gen)
+	}
 	return err
+}
+
+// Converge brings this instance's sinks up to the token's current generation without taking its lease:
+// the instance that rotated it may still hold the lease while it finishes, and these sinks are this
+// instance's alone (the per-instance delivered mark needs no lease either). The daemon calls it when
+// another instance announces a change, so hosts with their own files follow within moments.
+func (e *Engine) Converge(ctx context.Context, name string) error {
+	t, ok := e.Tokens()[name]
+	if !ok {
+		return nil
+	}
+	st, err := e.store.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	me := e.store.Instance()
+	if st.Current == nil || st.Generation <= st.Delivered[me] || st.Generation <= e.deliveredHere(name) {
+		return nil
+	}
+	r := &run{e: e, t: t, st: st, ctx: ctx}
+	if err := r.deliver(st.Current, st.Generation); err != nil {
+		return fmt.Errorf("delivering %s generation %d: %w", name, st.Generation, err)
+	}
+	return e.store.MarkDelivered(ctx, name, st.Generation)
+}
+
+func (e *Engine) sinkLock(name string) *sync.Mutex {
+	e.sinkMu.Lock()
+	defer e.sinkMu.Unlock()
+	if e.sinkLocks == nil {
+		e.sinkLocks = map[string]*sync.Mutex{}
+		e.delivered = map[string]int64{}
+	}
+	mu, ok := e.sinkLocks[name]
+	if !ok {
+		mu = new(sync.Mutex)
+		e.sinkLocks[name] = mu
+	}
+	return mu
+}
+
+// deliveredHere is the newest generation this process delivered to name's sinks.
+func (e *Engine) deliveredHere(name string) int64 {
+	e.sinkMu.Lock()
+	defer e.sinkMu.Unlock()
+	return e.delivered[name]
+}
+
+func (e *Engine) setDeliveredHere(name string, gen int64) {
+	e.sinkMu.Lock()
+	defer e.sinkMu.Unlock()
+	if gen > e.delivered[name] {
+		e.delivered[name] = gen
+	}
 }
 
 // deliverCurrent brings this instance's sinks up to the current generation (another instance rotated).

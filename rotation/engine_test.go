@@ -393,3 +393,31 @@ func TestGoneCurrentRecreatesWithThePreviousToken(t *testing.T) {
 	}
 	h.checkSinkValid()
 }
+
+func TestConvergeDeliversWithoutTheLease(t *testing.T) {
+	h := newHarness(t, providertest.FakeOptions{Lifetime: time.Hour})
+	other := h.engine("host-b")
+	otherSink := &flakySink{}
+	other.SetTokens(map[string]*Token{"tok": {Config: h.tok.Config, Policy: h.tok.Policy, Provider: h.tok.Provider,
+		ProviderName: "fake", Sinks: []sinks.Sink{otherSink}}})
+	h.runUntilIdle()
+	// host-a holds the lease (as while it finishes a rotation); host-b still brings its own sinks up.
+	lease, _, err := h.eng.store.Acquire(context.Background(), "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lease.Release(context.Background())
+	if err := other.Converge(context.Background(), "tok"); err != nil {
+		t.Fatal(err)
+	}
+	if got := otherSink.last(); got == "" || got != h.sink.last() || !h.fake.Valid(got) {
+		t.Fatalf("host-b's sink holds %q, want the current token", got)
+	}
+	if st := h.state(); st.Delivered["host-b"] != st.Generation {
+		t.Fatalf("host-b's delivered generation = %d, want %d", st.Delivered["host-b"], st.Generation)
+	}
+	// Nothing new: no second delivery.
+	if err := other.Converge(context.Background(), "tok"); err != nil || len(otherSink.got) != 1 {
+		t.Fatalf("second Converge delivered again (%d deliveries, %v)", len(otherSink.got), err)
+	}
+}

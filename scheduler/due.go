@@ -134,6 +134,11 @@ func rotation(now time.Time, st *store.State, pol config.Resolved, caps Caps) (A
 	if st.Gone || st.ForceRotate {
 		due = now
 	}
+	// A retry after a failure happens no sooner than RetryAt: decide renew or recreate for that moment,
+	// not for the due time it was put off from (a renew pushed past the recreate line must recreate).
+	if !st.ForceNow && st.RetryAt.After(due) {
+		due = st.RetryAt
+	}
 	renewable := caps.CanRenew && !st.RenewStuck && !st.Gone && !cur.ExpiresAt.IsZero()
 	if !renewable {
 		return Recreate, due

@@ -95,6 +95,9 @@ func TestNext(t *testing.T) {
 			IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), RenewableUntil: t0.Add(73 * time.Hour)}}, renewable, Plan{Renew, t0.Add(50 * time.Minute)}},
 		{"renewable-until inside recreate_before: recreate now", t0, store.State{Generation: 1, Delivered: map[string]int64{"me": 1}, Current: &providers.Token{
 			IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), RenewableUntil: t0.Add(71 * time.Hour)}}, renewable, Plan{Recreate, t0.Add(-time.Hour)}},
+		{"a renew retried past the recreate line recreates", t0, store.State{Generation: 1, Delivered: map[string]int64{"me": 1},
+			RetryAt: t0.Add(72 * time.Hour), Current: &providers.Token{IssuedAt: t0, ExpiresAt: t0.Add(100 * time.Hour), RenewableUntil: t0.Add(73 * time.Hour)}},
+			renewable, Plan{Recreate, t0.Add(72 * time.Hour)}},
 		{"gone at the vendor: recreate now", t0, store.State{Current: cur, Gone: true, Generation: 1, Delivered: map[string]int64{"me": 1}}, renewable, Plan{Recreate, t0}},
 		{"forced rotation bypasses backoff", t0, store.State{Current: cur, ForceRotate: true, ForceNow: true, RetryAt: t0.Add(time.Hour), Generation: 1, Delivered: map[string]int64{"me": 1}}, renewable, Plan{Renew, t0}},
 		{"soft rotation request waits for backoff", t0, store.State{Current: cur, ForceRotate: true, RetryAt: t0.Add(time.Hour), Generation: 1, Delivered: map[string]int64{"me": 1}}, renewable, Plan{Renew, t0.Add(time.Hour)}},
