@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -431,12 +432,10 @@ func (d *Daemon) reload() error {
 	return nil
 }
 
+// sameRedis reports whether b keeps a's Redis connection, state key and instance id (DeepEqual follows the
+// Sentinel, Cluster and TLS pointers, so two loads of one file compare equal).
 func sameRedis(a, b *config.Config) bool {
-	ra, rb := fmt.Sprintf("%+v", a.Redis), fmt.Sprintf("%+v", b.Redis)
-	if a.Redis.Sentinel != nil && b.Redis.Sentinel != nil {
-		ra, rb = fmt.Sprintf("%+v%+v", a.Redis, *a.Redis.Sentinel), fmt.Sprintf("%+v%+v", b.Redis, *b.Redis.Sentinel)
-	}
-	return ra == rb && a.StateKeyFile == b.StateKeyFile && a.InstanceID == b.InstanceID
+	return reflect.DeepEqual(a.Redis, b.Redis) && a.StateKeyFile == b.StateKeyFile && a.InstanceID == b.InstanceID
 }
 
 // ParseLevel maps log.level to a slog level (info when unknown; config validation rejects those).

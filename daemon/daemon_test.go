@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tokend/tokend/config"
 	"github.com/tokend/tokend/providers/astra/astratest"
 )
 
@@ -117,3 +118,31 @@ type collectorFunc func(ch chan<- prometheus.Metric)
 
 func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
+
+func TestSameRedisComparesValuesNotPointers(t *testing.T) {
+	load := func(redis string) *config.Config {
+		t.Helper()
+		c, err := config.Parse([]byte("state_key_file: /run/key\nredis:\n"+redis), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tests := []struct {
+		name string
+		a, b string
+		want bool
+	}{
+		{"same cluster", "  cluster: {addrs: [\"127.0.0.1:7000\"]}\n", "  cluster: {addrs: [\"127.0.0.1:7000\"]}\n", true},
+		{"same url with tls", "  url: rediss://127.0.0.1:6380/0\n  tls: {ca_file: /etc/ca.pem}\n", "  url: rediss://127.0.0.1:6380/0\n  tls: {ca_file: /etc/ca.pem}\n", true},
+		{"same sentinel", "  sentinel: {master: m, addrs: [\"127.0.0.1:26379\"]}\n", "  sentinel: {master: m, addrs: [\"127.0.0.1:26379\"]}\n", true},
+		{"cluster changed", "  cluster: {addrs: [\"127.0.0.1:7000\"]}\n", "  cluster: {addrs: [\"127.0.0.1:7001\"]}\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := sameRedis(load(tt.a), load(tt.b)); got != tt.want {
+				t.Errorf("sameRedis() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
