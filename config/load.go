@@ -19,6 +19,7 @@ import (
 // Defaults filled by Parse when the file leaves the key out.
 const (
 	DefaultListen    = "127.0.0.1:9464"
+	DefaultPerToken  = "auto"
 	DefaultLogLevel  = "info"
 	DefaultLogFormat = "auto"
 	DefaultRedisURL  = "redis://127.0.0.1:6379/0"
@@ -111,6 +112,9 @@ func (c *Config) fillDefaults() error {
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = DefaultLogFormat
+	}
+	if c.Metrics.PerToken == "" {
+		c.Metrics.PerToken = DefaultPerToken
 	}
 	if c.Redis.URL == "" && c.Redis.Sentinel == nil && c.Redis.Cluster == nil {
 		c.Redis.URL = DefaultRedisURL

@@ -117,6 +117,7 @@ func TestParseDefaults(t *testing.T) {
 		Listen:       "127.0.0.1:9464",
 		InstanceID:   host,
 		Log:          Log{Level: "info", Format: "auto"},
+		Metrics:      Metrics{PerToken: "auto"},
 		Redis:        Redis{URL: "redis://127.0.0.1:6379/0", KeyPrefix: "tokend"},
 		StateKeyFile: "/run/key",
 		Path:         "/etc/tokend/tokend.yaml",
@@ -153,6 +154,7 @@ func TestParseFull(t *testing.T) {
 		got, want any
 	}{
 		{"listen", c.Listen, "[::1]:9464"},
+		{"metrics.per_token (boolean in YAML)", c.Metrics.PerToken, "true"},
 		{"sentinel", *c.Redis.Sentinel, Sentinel{Master: "mymaster", Addrs: []string{"10.0.0.1:26379", "10.0.0.2:26379"}, PasswordFile: "env:SENTINEL_PASSWORD", DB: 2}},
 		{"tls", *c.Redis.TLS, TLS{CAFile: "/etc/tokend/ca/redis.pem"}},
 		{"defaults.recreate_before", *c.Defaults.RecreateBefore, *d("36h")},

@@ -11,6 +11,7 @@ type Config struct {
 	WebConfigFile string     `yaml:"web_config_file"`
 	InstanceID    string     `yaml:"instance_id"`
 	Log           Log        `yaml:"log"`
+	Metrics       Metrics    `yaml:"metrics"`
 	Redis         Redis      `yaml:"redis"`
 	StateKeyFile  SecretRef  `yaml:"state_key_file"`
 	Defaults      Policy     `yaml:"defaults"`
@@ -25,6 +26,14 @@ type Config struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
 	Format string `yaml:"format"` // auto | text | json
+}
+
+// Metrics configures what /metrics exports.
+type Metrics struct {
+	// PerToken says whether every token has its own tokend_token_* series: auto (on up to
+	// AutoPerTokenMax tokens), true or false. Off, only the tokens that need attention keep theirs, and the
+	// tokend_tokens* aggregates give the overview (metrics.(*Metrics).SetPerToken).
+	PerToken string `yaml:"per_token"`
 }
 
 // Redis configures the state store. Exactly one of URL, Sentinel and Cluster is used.
@@ -177,4 +186,19 @@ type Resolved struct {
 	Poll           string
 	RetryMin       time.Duration
 	RetryMax       time.Duration
+}
+
+// AutoPerTokenMax is the most tokens for which metrics.per_token: auto keeps per-token series on. At
+// 10,000 tokens a scrape takes about 0.2 s; at 100,000, several seconds and 300 MiB (docs/benchmarks.md).
+const AutoPerTokenMax = 10_000
+
+// PerTokenMetrics resolves metrics.per_token for this config's number of tokens.
+func (c *Config) PerTokenMetrics() bool {
+	switch c.Metrics.PerToken {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return len(c.Tokens) <= AutoPerTokenMax
 }

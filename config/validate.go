@@ -57,6 +57,11 @@ func (c *Config) Validate(vendors map[string]VendorCheck) error {
 	default:
 		ps.add("log.format", "%q is not one of auto, text, json", c.Log.Format)
 	}
+	switch c.Metrics.PerToken {
+	case "auto", "true", "false":
+	default:
+		ps.add("metrics.per_token", "%q is not one of auto, true, false", c.Metrics.PerToken)
+	}
 	c.validateRedis(&ps)
 	if !c.StateKeyFile.IsSet() {
 		ps.add("state_key_file", "required: 32 bytes (raw or base64) that encrypt the secrets kept in Redis")

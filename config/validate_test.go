@@ -91,6 +91,7 @@ func TestValidate(t *testing.T) {
 		{"listen port 0", func(c *Config) { c.Listen = "127.0.0.1:0" }, "listen: "},
 		{"listen port name", func(c *Config) { c.Listen = "127.0.0.1:http" }, "listen: "},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" is not one of auto, text, json`},
+		{"metrics per_token", func(c *Config) { c.Metrics.PerToken = "yes" }, `metrics.per_token: "yes" is not one of auto, true, false`},
 		{"web config relative", func(c *Config) { c.WebConfigFile = "web.yaml" }, "web_config_file: must be an absolute path"},
 		{"web config absolute", func(c *Config) { c.WebConfigFile = "/etc/tokend/web.yaml" }, ""},
 
@@ -299,6 +300,7 @@ func TestValidateZeroConfig(t *testing.T) {
 		`listen: "" is not host:port`,
 		`log.level: "" is not one of debug, info, warn, error`,
 		`log.format: "" is not one of auto, text, json`,
+		`metrics.per_token: "" is not one of auto, true, false`,
 		"redis: set one of url, sentinel, cluster",
 		"redis.key_prefix: must not be empty",
 		"state_key_file: required: 32 bytes (raw or base64) that encrypt the secrets kept in Redis",
@@ -314,5 +316,26 @@ func TestValidateOneFilePerSink(t *testing.T) {
 	err := c.Validate(acceptAll)
 	if err == nil || !strings.Contains(err.Error(), "tokens[1] (b).deliver[0].file.path: /run/./a is already the file of tokens[0] (a)") {
 		t.Fatalf("Validate() = %v, want the second token's file path refused", err)
+	}
+}
+
+func TestPerTokenMetrics(t *testing.T) {
+	tokens := func(n int) []Token { return make([]Token, n) }
+	tests := []struct {
+		setting string
+		tokens  int
+		want    bool
+	}{
+		{"auto", 0, true},
+		{"auto", AutoPerTokenMax, true},
+		{"auto", AutoPerTokenMax + 1, false},
+		{"true", AutoPerTokenMax + 1, true},
+		{"false", 1, false},
+	}
+	for _, tt := range tests {
+		c := Config{Metrics: Metrics{PerToken: tt.setting}, Tokens: tokens(tt.tokens)}
+		if got := c.PerTokenMetrics(); got != tt.want {
+			t.Errorf("per_token %s with %d tokens: PerTokenMetrics() = %v, want %v", tt.setting, tt.tokens, got, tt.want)
+		}
 	}
 }

@@ -113,10 +113,21 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	d.world = w
 	d.history = newHistory(st, d.metrics, d.log)
 	d.engine = rotation.New(st, w.tokens, rotation.Options{Logger: d.log, Observer: d.history})
-	d.metrics.SetProviders(providerNames(cfg))
+	d.configureMetrics(cfg)
 	d.lastReload.Store(&reloadResult{ok: true, at: time.Now()})
 	d.metrics.ConfigReloaded(true, time.Now())
 	return d, nil
+}
+
+// configureMetrics tells the metrics what cfg configures: its providers, and metrics.per_token.
+func (d *Daemon) configureMetrics(cfg *config.Config) {
+	d.metrics.SetProviders(providerNames(cfg))
+	perToken := cfg.PerTokenMetrics()
+	if !perToken && cfg.Metrics.PerToken == "auto" {
+		d.log.Info("per-token series only for tokens that need attention: more tokens than metrics.per_token: auto allows",
+			"tokens", len(cfg.Tokens), "limit", config.AutoPerTokenMax)
+	}
+	d.metrics.SetPerToken(perToken)
 }
 
 type sourceFunc func() []rotation.Snapshot
@@ -411,7 +422,7 @@ func (d *Daemon) reload() error {
 	if d.opts.Level != nil {
 		d.opts.Level.Set(ParseLevel(cfg.Log.Level))
 	}
-	d.metrics.SetProviders(providerNames(cfg))
+	d.configureMetrics(cfg)
 	ctx := d.ctx
 	if ctx == nil {
 		ctx = context.Background()

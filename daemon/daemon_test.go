@@ -146,3 +146,43 @@ func TestSameRedisComparesValuesNotPointers(t *testing.T) {
 		})
 	}
 }
+
+func TestPerTokenMetricsFollowTheConfig(t *testing.T) {
+	m := miniredis.RunT(t)
+	fake := astratest.New(astratest.Options{})
+	t.Cleanup(fake.Close)
+	dir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(dir, "key"), []byte("0123456789abcdef0123456789abcdef"), 0o600)
+	path := filepath.Join(dir, "tokend.yaml")
+	write := func(perToken string) {
+		writeConfig(t, path, m.Addr(), fake.URL(), dir, "7d")
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := fmt.Fprintf(f, "metrics: {per_token: %s}\n", perToken); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("false")
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	d, err := New(cfg, Options{ConfigPath: path, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := testutil.ToFloat64(gauge(t, reg, "tokend_metrics_per_token")); v != 0 {
+		t.Fatalf("tokend_metrics_per_token = %v with per_token: false, want 0", v)
+	}
+	write("auto") // one token: on
+	if err := d.Reload(); err != nil {
+		t.Fatalf("Reload() = %v", err)
+	}
+	if v := testutil.ToFloat64(gauge(t, reg, "tokend_metrics_per_token")); v != 1 {
+		t.Fatalf("tokend_metrics_per_token = %v after a reload to per_token: auto with one token, want 1", v)
+	}
+}

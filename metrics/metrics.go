@@ -14,6 +14,7 @@ package metrics
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,10 @@ type Metrics struct {
 	reloadOK         prometheus.Gauge
 	reloadTime       *prometheus.GaugeVec // no labels: absent until the first successful reload
 	pollTime         *prometheus.GaugeVec
+
+	// perToken is metrics.per_token as the current config resolves it: whether every token has its own
+	// series, and whether the counters carry a token label. Shared with the token collector.
+	perToken atomic.Bool
 
 	mu        sync.Mutex
 	providers map[string]struct{} // configured providers; nil until SetProviders is first called
@@ -115,6 +120,7 @@ func New(reg prometheus.Registerer, src Source, info BuildInfo, withRuntime bool
 		}, []string{"provider"}),
 		polled: map[string]struct{}{},
 	}
+	m.perToken.Store(true)
 	if info.GoVersion == "" {
 		info.GoVersion = runtime.Version()
 	}
@@ -127,7 +133,7 @@ func New(reg prometheus.Registerer, src Source, info BuildInfo, withRuntime bool
 
 	reg.MustRegister(
 		m.rotations, m.rotationDuration, m.deliveries, m.requests, m.requestDuration, m.schedulerLag,
-		m.redisUp, m.reloadOK, m.reloadTime, m.pollTime, buildInfo, newTokenCollector(src),
+		m.redisUp, m.reloadOK, m.reloadTime, m.pollTime, buildInfo, newTokenCollector(src, &m.perToken),
 	)
 	if withRuntime {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -138,13 +144,34 @@ func New(reg prometheus.Registerer, src Source, info BuildInfo, withRuntime bool
 // Operation records one renew, recreate, verify, deliver or revoke of token with its result ("success" or the
 // error class) and duration.
 func (m *Metrics) Operation(token, provider, op, result string, d time.Duration) {
-	m.rotations.WithLabelValues(token, provider, op, result).Inc()
+	m.rotations.WithLabelValues(m.tokenLabel(token), provider, op, result).Inc()
 	m.rotationDuration.WithLabelValues(provider, op).Observe(d.Seconds())
 }
 
 // Delivery records one delivery of token to sink with its result ("success" or the error class).
 func (m *Metrics) Delivery(token, sink, result string) {
-	m.deliveries.WithLabelValues(token, sink, result).Inc()
+	m.deliveries.WithLabelValues(m.tokenLabel(token), sink, result).Inc()
+}
+
+// SetPerToken sets metrics.per_token as the config resolves it (config.Config.PerTokenMetrics). On (the
+// default): every token has its tokend_token_* series, and tokend_rotations_total and tokend_deliveries_total
+// count by token. Off, for very many tokens: only the tokens that need attention keep their tokend_token_*
+// series (failed, failing, late or near expiry: the tokens an alert would fire for), the tokend_tokens*
+// aggregates by provider and kind are the overview, and the counters count with an empty token label, which
+// Prometheus stores as no label. A change resets those two counters, so no series mixes the two meanings.
+func (m *Metrics) SetPerToken(on bool) {
+	if m.perToken.Swap(on) != on {
+		m.rotations.Reset()
+		m.deliveries.Reset()
+	}
+}
+
+// tokenLabel is the token label of a counter: the token's name, or "" with per-token series off.
+func (m *Metrics) tokenLabel(token string) string {
+	if m.perToken.Load() {
+		return token
+	}
+	return ""
 }
 
 // Changed does nothing: the per-token gauges read the Source at scrape time.

@@ -202,7 +202,7 @@ func TestLint(t *testing.T) {
 			tokendFamilies++
 		}
 	}
-	if want := 8 + 11; tokendFamilies != want { // per-token gauges + the rest of section 7
+	if want := 8 + 5 + 11; tokendFamilies != want { // per-token gauges + aggregates + the rest of section 7
 		t.Errorf("tokend_ families = %d, want %d", tokendFamilies, want)
 	}
 	problems, err := testutil.GatherAndLint(reg)

@@ -3,6 +3,7 @@ package metrics
 import (
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -21,8 +22,15 @@ import (
 // kind, the four states and each action are built once per scrape and shared by the series that carry them;
 // label lists are already in the sorted order the registry wants. The registry treats what Write gives it
 // as immutable, and every scrape has its own slabs, so concurrent scrapes share nothing mutable.
+//
+// With per-token series off (metrics.per_token, see SetPerToken), only the tokens that need attention keep
+// their series, and every scrape carries the aggregates by provider and kind (summary.go).
 type tokenCollector struct {
-	src Source
+	src      Source
+	now      func() time.Time
+	perToken *atomic.Bool
+
+	summaryDescs
 
 	expiry, issued, renewableUntil, nextAction, state, failures, lastSuccess, prevRevoke *prometheus.Desc
 }
@@ -44,13 +52,16 @@ var (
 	labelsPerToken = 3 + 4 + 4*len(rotation.States)
 )
 
-func newTokenCollector(src Source) *tokenCollector {
+func newTokenCollector(src Source, perToken *atomic.Bool) *tokenCollector {
 	base := []string{lToken, lProvider, lKind}
 	d := func(name, help string, extra ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, append(append([]string(nil), base...), extra...), nil)
 	}
 	return &tokenCollector{
 		src:            src,
+		now:            time.Now,
+		perToken:       perToken,
+		summaryDescs:   newSummaryDescs(),
 		expiry:         d("tokend_token_expiry_timestamp_seconds", "Unix time the current token expires, as the vendor gave it. Absent when it does not expire."),
 		issued:         d("tokend_token_issued_timestamp_seconds", "Unix time the current token was issued, as the vendor gave it. Absent when unknown."),
 		renewableUntil: d("tokend_token_renewable_until_timestamp_seconds", "Unix time after which the current token can no longer be renewed, as the vendor gave it. Absent when there is no such limit."),
@@ -67,6 +78,7 @@ func (c *tokenCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.expiry, c.issued, c.renewableUntil, c.nextAction, c.state, c.failures, c.lastSuccess, c.prevRevoke} {
 		ch <- d
 	}
+	c.summaryDescs.describe(ch)
 }
 
 // series is one sample handed to the registry. It points into its scrape's slabs.
@@ -120,10 +132,17 @@ type tokenLabels struct {
 // and provider, then state, then token; the next-action family by action first. The order is only for
 // speed: the registry sorts whatever it gets.
 func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
+	perToken := c.perToken.Load()
+	ch <- prometheus.MustNewConstMetric(c.perTokenOn, prometheus.GaugeValue, b2f(perToken))
 	if c.src == nil {
 		return
 	}
 	snaps := c.src.Snapshots()
+	now := c.now()
+	c.summary(ch, snaps, now)
+	if !perToken {
+		snaps = slices.DeleteFunc(snaps, func(t rotation.Snapshot) bool { return !needsAttention(&t, now) })
+	}
 	n := len(snaps)
 	if n == 0 {
 		return

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,30 @@ func (f *fakeSource) remove(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.snaps = slices.DeleteFunc(f.snaps, func(s rotation.Snapshot) bool { return s.Name == name })
+}
+
+// perTokenOn is the switch as New sets it before any config says otherwise.
+func perTokenOn() *atomic.Bool {
+	var on atomic.Bool
+	on.Store(true)
+	return &on
+}
+
+// collectorAt is a token collector whose clock is stopped at t0, with per-token series on or off.
+func collectorAt(src Source, perToken bool) *tokenCollector {
+	var on atomic.Bool
+	on.Store(perToken)
+	c := newTokenCollector(src, &on)
+	c.now = func() time.Time { return t0 }
+	return c
+}
+
+// tokenFamilies are the per-token families, which carry a token label.
+var tokenFamilies = []string{
+	"tokend_token_expiry_timestamp_seconds", "tokend_token_issued_timestamp_seconds",
+	"tokend_token_renewable_until_timestamp_seconds", "tokend_token_next_action_timestamp_seconds",
+	"tokend_token_state", "tokend_token_consecutive_failures", "tokend_token_last_success_timestamp_seconds",
+	"tokend_token_previous_revoke_deadline_timestamp_seconds",
 }
 
 // t0 has a sub-second part so the golden files prove it is kept.
@@ -117,11 +142,11 @@ func collectorGatherer(c prometheus.Collector) prometheus.Gatherer {
 }
 
 func TestTokenCollectorGolden(t *testing.T) {
-	compareGolden(t, newTokenCollector(smallSource()), "tokens.txt")
+	compareGolden(t, collectorAt(smallSource(), true), "tokens.txt")
 }
 
 func TestTokenCollectorNoSecretOrError(t *testing.T) {
-	got := exposition(t, collectorGatherer(newTokenCollector(smallSource())))
+	got := exposition(t, collectorGatherer(collectorAt(smallSource(), true)))
 	if !strings.Contains(got, `token="huawei-scim"`) {
 		t.Fatalf("exposition lacks the failed token:\n%s", got)
 	}
@@ -185,7 +210,7 @@ func TestTokenCollectorEdgeCases(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := testutil.CollectAndCount(newTokenCollector(tt.src)); got != tt.want {
+			if got := testutil.CollectAndCount(newTokenCollector(tt.src, perTokenOn()), tokenFamilies...); got != tt.want {
 				t.Errorf("CollectAndCount() = %d, want %d", got, tt.want)
 			}
 		})
@@ -194,7 +219,7 @@ func TestTokenCollectorEdgeCases(t *testing.T) {
 
 func TestTokenCollectorUnknownActionAndBadUTF8(t *testing.T) {
 	src := &fakeSource{snaps: []rotation.Snapshot{{Name: "bad\xff", Provider: "p", Kind: "k", NextAt: t0}}}
-	got, err := testutil.CollectAndFormat(newTokenCollector(src), expfmt.TypeTextPlain, "tokend_token_next_action_timestamp_seconds")
+	got, err := testutil.CollectAndFormat(newTokenCollector(src, perTokenOn()), expfmt.TypeTextPlain, "tokend_token_next_action_timestamp_seconds")
 	if err != nil {
 		t.Fatalf("CollectAndFormat() error = %v (an invalid name must not break the scrape)", err)
 	}
@@ -270,9 +295,9 @@ func BenchmarkCollect100k(b *testing.B) {
 
 func TestTokenCollectorOrderIndependent(t *testing.T) {
 	src := smallSource()
-	want := exposition(t, collectorGatherer(newTokenCollector(src)))
+	want := exposition(t, collectorGatherer(newTokenCollector(src, perTokenOn())))
 	slices.Reverse(src.snaps)
-	if got := exposition(t, collectorGatherer(newTokenCollector(src))); got != want {
+	if got := exposition(t, collectorGatherer(newTokenCollector(src, perTokenOn()))); got != want {
 		t.Errorf("exposition depends on the Source's order:\n%s\nwant:\n%s", got, want)
 	}
 }
@@ -282,9 +307,11 @@ func TestTokenCollectorOrderIndependent(t *testing.T) {
 func TestCollectSendsSorted(t *testing.T) {
 	src := bigSource(500)
 	slices.Reverse(src.snaps)
-	ch := make(chan prometheus.Metric, 500*seriesPerToken)
-	newTokenCollector(src).Collect(ch)
+	ch := make(chan prometheus.Metric, 500*seriesPerToken+100) // and the aggregates
+	c := newTokenCollector(src, perTokenOn())
+	c.Collect(ch)
 	close(ch)
+	aggregates := map[*prometheus.Desc]bool{c.perTokenOn: true, c.tokens: true, c.earliestExpiry: true, c.earliestRenewableUntil: true, c.attention: true}
 	last := map[*prometheus.Desc][]string{}
 	n := 0
 	for m := range ch {
@@ -300,7 +327,9 @@ func TestCollectSendsSorted(t *testing.T) {
 			t.Fatalf("%s: series %v sent after %v", m.Desc(), values, prev)
 		}
 		last[m.Desc()] = values
-		n++
+		if !aggregates[m.Desc()] {
+			n++
+		}
 	}
 	if want := 500 * seriesPerToken; n != want {
 		t.Errorf("series sent = %d, want %d", n, want)
