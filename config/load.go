@@ -30,8 +30,9 @@ const (
 // unbounded error.
 const maxDecodeErrors = 100
 
-// decodeBudget caps how many YAML nodes one Parse visits. Aliases and merge keys can make a small file
-// expand to many nodes; a real config visits a few hundred.
+// decodeBudget caps how many YAML nodes one Parse visits beyond those written in the file. Aliases and merge
+// keys can make a small file expand to many nodes; a real config's anchors add a few hundred. The nodes
+// written in the file are not capped: a config of 100,000 tokens has about 1.5 million.
 const decodeBudget = 200_000
 
 // Load reads and parses the config file at path (see Parse). The returned config has Path set.
@@ -83,7 +84,7 @@ func Parse(data []byte, path string) (*Config, error) {
 	}
 
 	c := &Config{}
-	d := &decoder{budget: decodeBudget, merging: map[*yaml.Node]bool{}}
+	d := &decoder{budget: decodeBudget + written(root), merging: map[*yaml.Node]bool{}}
 	d.decode(root, reflect.ValueOf(c).Elem(), "")
 	if len(d.errs) > 0 {
 		return nil, errors.Join(d.errs...)
@@ -164,11 +165,23 @@ func (d *decoder) fail(path string, n *yaml.Node, format string, args ...any) {
 	d.errs = append(d.errs, fmt.Errorf("%s: %s (line %d)", path, fmt.Sprintf(format, args...), n.Line))
 }
 
+// written counts the nodes of the tree under n as the file writes them: an alias is one node, whatever it
+// refers to.
+func written(n *yaml.Node) int {
+	count, stack := 0, []*yaml.Node{n}
+	for len(stack) > 0 {
+		n, stack = stack[len(stack)-1], stack[:len(stack)-1]
+		count++
+		stack = append(stack, n.Content...)
+	}
+	return count
+}
+
 // spend counts one visited node; it reports false once the budget is gone.
 func (d *decoder) spend(path string, n *yaml.Node) bool {
 	d.budget--
 	if d.budget == 0 {
-		d.fail(path, n, "config too complex: aliases expand to more than %d values", decodeBudget)
+		d.fail(path, n, "config too complex: aliases expand to more than %d values beyond the file's own", decodeBudget)
 	}
 	return d.budget > 0
 }

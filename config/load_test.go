@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -314,6 +315,19 @@ func TestParseAliasExpansionBounded(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Parse(alias bomb) took %v", d)
+	}
+}
+
+// TestParseManyTokens checks that the alias budget does not count the nodes the file writes itself: a
+// config of 30,000 tokens (about 450,000 nodes) parses. Before, the budget ran out at about 22,000 tokens.
+func TestParseManyTokens(t *testing.T) {
+	const n = 30_000
+	c, err := Parse(bigConfig(n), "")
+	if err != nil {
+		t.Fatalf("Parse() of %d tokens: %.300v", n, err)
+	}
+	if len(c.Tokens) != n || c.Tokens[n-1].Name != fmt.Sprintf("token-%06d", n-1) {
+		t.Fatalf("Parse() gave %d tokens, the last %q", len(c.Tokens), c.Tokens[len(c.Tokens)-1].Name)
 	}
 }
 

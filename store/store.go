@@ -144,33 +144,6 @@ func (s *Store) Get(ctx context.Context, name string) (*State, error) {
 	return s.decodeState(name, h)
 }
 
-// Load reads the state of every named token in pipelined batches.
-func (s *Store) Load(ctx context.Context, names []string) (map[string]*State, error) {
-	const batch = 1000
-	out := make(map[string]*State, len(names))
-	for i := 0; i < len(names); i += batch {
-		chunk := names[i:min(i+batch, len(names))]
-		cmds := make([]*redis.MapStringStringCmd, len(chunk))
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for j, n := range chunk {
-				cmds[j] = p.HGetAll(ctx, s.stateKey(n))
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("loading state: %w", err)
-		}
-		for j, n := range chunk {
-			st, err := s.decodeState(n, cmds[j].Val())
-			if err != nil {
-				return nil, err
-			}
-			out[n] = st
-		}
-	}
-	return out, nil
-}
-
 // Lease is this process's hold on one token. Its Fence goes with every write.
 type Lease struct {
 	s     *Store

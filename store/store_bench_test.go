@@ -82,7 +82,7 @@ func benchToken(i int, now time.Time) *providers.Token {
 
 // seed writes n tokens' states (a current token, generation, next action, delivery mark) with pipelines,
 // as a tokend that rotated each once leaves them.
-func seed(b *testing.B, s *Store, n int) []string {
+func seed(b testing.TB, s *Store, n int) []string {
 	b.Helper()
 	ctx := context.Background()
 	now := time.Now()
