@@ -78,6 +78,9 @@ func build(cfg *config.Config, rdb redis.UniversalClient, m *metrics.Metrics, lo
 			errs = append(errs, fmt.Errorf("%s: %w", t.Path(), err))
 			continue
 		}
+		if m != nil { // the skew is measured by the metrics transport
+			prov = onOurClock(prov, t.Provider, cfg.ProviderFor(t).Type, t.Kind, m)
+		}
 		rt := &rotation.Token{Config: t, Policy: cfg.Resolve(t), Provider: prov, ProviderName: t.Provider}
 		for i, sc := range t.Deliver {
 			s, err := sinks.New(sc, rdb)

@@ -43,6 +43,7 @@ type Metrics struct {
 	reloadOK         prometheus.Gauge
 	reloadTime       *prometheus.GaugeVec // no labels: absent until the first successful reload
 	pollTime         *prometheus.GaugeVec
+	skew             clockSkew // tokend_provider_clock_skew_seconds and ClockSkew (skew.go)
 
 	// perToken is metrics.per_token as the current config resolves it: whether every token has its own
 	// series, and whether the counters carry a token label. Shared with the token collector.
@@ -133,7 +134,7 @@ func New(reg prometheus.Registerer, src Source, info BuildInfo, withRuntime bool
 
 	reg.MustRegister(
 		m.rotations, m.rotationDuration, m.deliveries, m.requests, m.requestDuration, m.schedulerLag,
-		m.redisUp, m.reloadOK, m.reloadTime, m.pollTime, buildInfo, newTokenCollector(src, &m.perToken),
+		m.redisUp, m.reloadOK, m.reloadTime, m.pollTime, buildInfo, skewCollector{m}, newTokenCollector(src, &m.perToken),
 	)
 	if withRuntime {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

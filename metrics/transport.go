@@ -15,14 +15,17 @@ import (
 // tokend_provider_request_duration_seconds{provider,operation}. The operation is
 // providers.OperationFrom(req.Context()) ("other" when unset); code is the HTTP status as a string, or
 // "error" when no response arrived (refused, timed out, cancelled). The duration runs to the response
-// headers, not to the end of the body. The returned RoundTripper is safe for concurrent use if next is, and
-// passes CloseIdleConnections on to next.
+// headers, not to the end of the body. The Date header of every answer is read for provider's clock skew
+// (tokend_provider_clock_skew_seconds, ClockSkew; see skew.go). The returned RoundTripper is safe for
+// concurrent use if next is, and passes CloseIdleConnections on to next.
 func (m *Metrics) Transport(provider string, next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
 	}
 	return &transport{
 		next:     next,
+		provider: provider,
+		skew:     &m.skew,
 		requests: m.requests.MustCurryWith(prometheus.Labels{"provider": provider}),
 		duration: m.requestDuration.MustCurryWith(prometheus.Labels{"provider": provider}),
 	}
@@ -30,6 +33,8 @@ func (m *Metrics) Transport(provider string, next http.RoundTripper) http.RoundT
 
 type transport struct {
 	next     http.RoundTripper
+	provider string
+	skew     *clockSkew
 	requests *prometheus.CounterVec // curried: operation, code
 	duration prometheus.ObserverVec // curried: operation
 }
@@ -38,10 +43,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	op := providers.OperationFrom(req.Context())
 	start := time.Now()
 	resp, err := t.next.RoundTrip(req)
-	t.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	end := time.Now()
+	t.duration.WithLabelValues(op).Observe(end.Sub(start).Seconds())
 	code := "error"
 	if err == nil {
 		code = strconv.Itoa(resp.StatusCode)
+		t.skew.observe(t.provider, resp.Header.Get("Date"), start, end)
 	}
 	t.requests.WithLabelValues(op, code).Inc()
 	return resp, err

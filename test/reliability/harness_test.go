@@ -198,6 +198,13 @@ type timing struct {
 	RenewableFor   time.Duration // Commvault ALL
 	RecreateBefore time.Duration
 	RevokeAfter    time.Duration
+	// Skew sets every fake's clock, and so its Date header and the times it states, this far ahead of ours
+	// (negative: behind).
+	Skew time.Duration
+	// VendorLifetimes leaves the lifetimes to the fakes: the config asks for no lifetime or renewable_for,
+	// which Commvault takes as absolute times that tokend computes on its own clock (a vendor ahead by more
+	// than the lifetime refuses them).
+	VendorLifetimes bool
 }
 
 var fastTiming = timing{Lifetime: 12 * time.Second, MaxAge: 8 * time.Second, RenewableFor: 24 * time.Second,
@@ -218,12 +225,13 @@ type vendors struct {
 
 func newVendors(t *testing.T, dir string, tm timing) *vendors {
 	t.Helper()
+	now := func() time.Time { return time.Now().Add(tm.Skew) }
 	v := &vendors{
-		vcd:   vcdtest.New(vcdtest.Options{AccessTokenLifetime: tm.Lifetime, ProxyTokenLifetime: tm.Lifetime}),
-		astra: astratest.New(astratest.Options{}),
-		cv: commvaulttest.New(commvaulttest.Options{AccessLifetime: tm.Lifetime, RenewableLifetime: tm.RenewableFor,
+		vcd:   vcdtest.New(vcdtest.Options{Now: now, AccessTokenLifetime: tm.Lifetime, ProxyTokenLifetime: tm.Lifetime}),
+		astra: astratest.New(astratest.Options{Now: now}),
+		cv: commvaulttest.New(commvaulttest.Options{Now: now, AccessLifetime: tm.Lifetime, RenewableLifetime: tm.RenewableFor,
 			SCIMLifetime: tm.Lifetime, OneTouchLifetime: tm.Lifetime}),
-		huawei: huaweiidctest.New(huaweiidctest.Options{Lifetime: tm.Lifetime}),
+		huawei: huaweiidctest.New(huaweiidctest.Options{Now: now, Lifetime: tm.Lifetime}),
 	}
 	t.Cleanup(v.vcd.Close)
 	t.Cleanup(v.astra.Close)
@@ -271,14 +279,19 @@ tokens:
 		v.cv.URL(), commvaulttest.DefaultUser, write("commvault-password", commvaulttest.DefaultPassword),
 		v.huawei.URL(), v.huawei.SCIMURL(), v.huawei.IdentityStoreID(),
 		write("huawei-ak", v.huawei.AccessKey()), write("huawei-sk", v.huawei.SecretKey()))
+	renewableFor := "\n    renewable_for: " + tm.RenewableFor.String()
+	lifetime := "\n    lifetime: " + tm.Lifetime.String()
+	if tm.VendorLifetimes {
+		renewableFor, lifetime = "", ""
+	}
 	v.tokens = []tokenSpec{
 		{"vcd-access-token", "vcd", "access_token", "bootstrap_file: " + write("vcd-api-token", v.vcd.IssueBootstrap())},
 		{"vcd-api-token", "vcd", "api_token", ""},
 		{"vcd-proxy-token", "vcd", "proxy_token", ""},
 		{"astra-api-token", "astra", "api_token", "bootstrap_file: " + write("astra-token", v.astra.IssueBootstrap())},
-		{"commvault-all", "commvault", "access_token", "token_type: ALL\n    renewable_for: " + tm.RenewableFor.String()},
-		{"commvault-ms-scim", "commvault", "access_token", "token_type: MS_SCIM\n    lifetime: " + tm.Lifetime.String()},
-		{"commvault-onetouch", "commvault", "access_token", "token_type: OneTouch\n    lifetime: " + tm.Lifetime.String()},
+		{"commvault-all", "commvault", "access_token", "token_type: ALL" + renewableFor},
+		{"commvault-ms-scim", "commvault", "access_token", "token_type: MS_SCIM" + lifetime},
+		{"commvault-onetouch", "commvault", "access_token", "token_type: OneTouch" + lifetime},
 		{"huawei-scim-token", "huawei", "scim_token", "tenant_id: " + v.huawei.TenantID()},
 	}
 	for _, tok := range v.tokens {

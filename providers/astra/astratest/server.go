@@ -348,6 +348,9 @@ var pathRE = regexp.MustCompile(`^/accounts/([^/]+)/core/v1/users/([^/]+)/tokens
 
 // serve runs one request: faults first, then the API into a recorder, then the answer (or a mangled one).
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	// The Date header is on the fake's clock (Options.Now), as a real server's is on its own, so a client can
+	// see its skew.
+	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
 	s.mu.Lock()
 	s.stats.Requests++
 	var fail, malformed, drop bool

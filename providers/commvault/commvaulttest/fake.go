@@ -394,6 +394,9 @@ func writeErr(w http.ResponseWriter, status, code int, msg string) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	// The Date header is on the fake's clock (Options.Now), as a real server's is on its own, so a client can
+	// see its skew.
+	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
 	s.mu.Lock()
 	s.stats.Requests++
 	f := s.faults

@@ -367,6 +367,9 @@ func (r *recorder) WriteHeader(status int) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	// The Date header is on the fake's clock (Options.Now), as a real server's is on its own, so a client can
+	// see its skew.
+	w.Header().Set("Date", s.opts.Now().UTC().Format(http.TimeFormat))
 	s.mu.Lock()
 	s.stats.Requests++
 	var fail, malformed, drop bool
