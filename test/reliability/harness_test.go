@@ -431,6 +431,9 @@ type instance struct {
 
 func newCluster(t *testing.T, tm timing, n int) *cluster {
 	t.Helper()
+	// Build first: the vendors mint bootstrap tokens whose max_age runs from now, and a cold build can take
+	// longer than that, which would make the first start recreate them at once.
+	binary(t)
 	c := &cluster{t: t, dir: t.TempDir(), timing: tm, prefix: "tokend-rel"}
 	c.redis = startRedis(t)
 	c.vendors = newVendors(t, c.dir, tm)
