@@ -24,9 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tokend/tokend/config"
+	"github.com/tokend/tokend/daemon"
 	"github.com/tokend/tokend/metrics"
-	"github.com/tokend/tokend/providers"
 	"github.com/tokend/tokend/providers/providertest"
 	"github.com/tokend/tokend/rotation"
 	"github.com/tokend/tokend/scheduler"
@@ -77,7 +76,13 @@ type bench struct {
 	obs     *observer
 	reg     *prometheus.Registry
 	engine  atomic.Pointer[rotation.Engine]
+
+	configMS float64 // loading, validating and resolving the config
+	perToken bool    // metrics.per_token: auto, as the config resolves it
 }
+
+// tokenName is the name of token i.
+func tokenName(i int) string { return fmt.Sprintf("bench-%06d", i) }
 
 func newBench(o opts) (*bench, error) {
 	rdb, err := connect(o.redisURL)
@@ -93,8 +98,18 @@ func newBench(o opts) (*bench, error) {
 	}
 	m := metrics.New(b.reg, sourceFunc(b.snapshots), metrics.BuildInfo{Version: "bench"}, true)
 	b.obs = &observer{m: m}
-	pol := config.Builtins()
-	pol.RenewBefore, pol.Jitter = config.Window{Dur: renewBefore}, 0
+	// The tokens come from a config file, loaded, validated and resolved as tokend does at start (its
+	// vendors are replaced by the in-memory fakes below).
+	start := time.Now()
+	cfg, err := daemon.LoadConfig(o.configPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Tokens) != o.n {
+		return nil, fmt.Errorf("%s holds %d tokens, want %d", o.configPath, len(cfg.Tokens), o.n)
+	}
+	m.SetPerToken(cfg.PerTokenMetrics())
+	b.perToken = cfg.PerTokenMetrics()
 	provs := make([]providerOf, o.providers)
 	for p := range provs {
 		vc := &vendorClock{c: b.clock}
@@ -104,17 +119,21 @@ func newBench(o opts) (*bench, error) {
 	}
 	b.vendor = make([][]string, o.providers)
 	snk := discardSink{}
-	for i := range o.n {
-		name := fmt.Sprintf("bench-%06d", i)
+	for i, t := range cfg.Tokens {
+		name := t.Name
 		p := i % o.providers
+		if name != tokenName(i) || t.Provider != provs[p].name {
+			return nil, fmt.Errorf("%s: token %d is %s of %s, want %s of %s", o.configPath, i, name, t.Provider, tokenName(i), provs[p].name)
+		}
 		b.names = append(b.names, name)
 		b.index[name] = i
 		b.vendor[p] = append(b.vendor[p], name)
 		b.tokens[name] = &rotation.Token{
-			Config: config.Token{Name: name, Provider: provs[p].name, Kind: "access_token"},
-			Policy: pol, Provider: provs[p].fake.Provider(), ProviderName: provs[p].name, Sinks: []sinks.Sink{snk},
+			Config: t, Policy: cfg.Resolve(t), Provider: provs[p].fake.Provider(), ProviderName: provs[p].name,
+			Sinks: []sinks.Sink{snk},
 		}
 	}
+	b.configMS = ms(time.Since(start))
 	return b, nil
 }
 
@@ -325,38 +344,6 @@ func quantile(ds []time.Duration, q float64) float64 {
 	return ms(s[max(0, min(i, len(s)-1))])
 }
 
-// prototypeLoadAll measures the fix docs/benchmarks.md proposes for rotation.Engine.LoadAll: the same reads,
-// decisions and writes, but the writes pipelined 1,000 tokens per round trip instead of one Schedule (a
-// round trip) per token. It writes what LoadAll wrote (the same plan), using the store's key layout.
-func (b *bench) prototypeLoadAll(ctx context.Context, res *Result) error {
-	start := time.Now()
-	states, err := b.st.Load(ctx, b.names)
-	if err != nil {
-		return err
-	}
-	now := b.clock.Now()
-	for i := 0; i < len(b.names); i += 1000 {
-		_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			zs := make([]redis.Z, 0, 1000)
-			for _, name := range b.names[i:min(i+1000, len(b.names))] {
-				t := b.tokens[name]
-				_, canRenew := t.Provider.(providers.Renewer)
-				plan := scheduler.Next(now, states[name], t.Policy, scheduler.Caps{CanRenew: canRenew}, instance)
-				at := plan.At.UnixMilli()
-				zs = append(zs, redis.Z{Score: float64(at), Member: name})
-				p.HSet(ctx, b.o.prefix+":{"+name+"}:state", "next_action", string(plan.Action), "next_at", at)
-			}
-			p.ZAdd(ctx, b.o.prefix+":due", zs...)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	res.PrototypeLoadAllMS = ms(time.Since(start))
-	return nil
-}
-
 // countingIndex counts the scheduler loop's reads of the due index (one round trip each).
 type countingIndex struct {
 	st    *store.Store
@@ -506,7 +493,10 @@ func (b *bench) restart(ctx context.Context, res *Result, log io.Writer) error {
 	}
 	res.LoadAllStateMS = ms(time.Since(start))
 	res.StartStateMS = ms(time.Since(time.Unix(0, o.t0)))
+	res.ConfigMS = b.configMS
+	res.PerToken = map[bool]string{true: "on", false: "off"}[b.perToken]
 	stopProfile()
+	res.PeakRSSStartMiB = float64(procStatus("VmHWM")) / 1024
 	if err := b.checkScheduled(ctx); err != nil {
 		return err
 	}
@@ -515,14 +505,13 @@ func (b *bench) restart(ctx context.Context, res *Result, log io.Writer) error {
 			return fmt.Errorf("after restart %s is %s, generation %d, next at %v: the state was not loaded", s.Name, s.State, s.Generation, s.NextAt)
 		}
 	}
+	// The read and decrypt alone, batch by batch as LoadAll reads (store.Load would hold every state at
+	// once and raise the peak measured below).
 	start = time.Now()
-	if _, err := b.st.Load(ctx, b.names); err != nil {
+	if err := b.st.LoadEach(ctx, b.names, func([]*store.State) error { return nil }); err != nil {
 		return err
 	}
 	res.LoadOnlyMS = ms(time.Since(start))
-	if err := b.prototypeLoadAll(ctx, res); err != nil {
-		return err
-	}
 	if o.freeOSMemory {
 		debug.FreeOSMemory()
 	}
@@ -572,11 +561,40 @@ func (b *bench) restart(ctx context.Context, res *Result, log io.Writer) error {
 	res.ScrapeMS, res.ScrapeBytes, res.ScrapeSeries = ms(d), size, series
 	res.ScrapeAllocMiB = float64(after.TotalAlloc-before.TotalAlloc) / (1 << 20)
 	res.PeakRSSScrapeMiB = float64(procStatus("VmHWM")) / 1024
-	if min := o.n * 8; series < min { // at least 8 series per token (3 timestamps, failures, 4 states)
-		return fmt.Errorf("scrape: %d series for %d tokens", series, o.n)
+	if err := checkSeries(series, o.n, b.perToken); err != nil {
+		return err
 	}
-	fmt.Fprintf(log, "restart: scrape %.0f ms, %d series, %.1f MiB body, %.0f MiB allocated, peak RSS %.1f MiB\n",
-		res.ScrapeMS, series, float64(size)/(1<<20), res.ScrapeAllocMiB, res.PeakRSSScrapeMiB)
+	fmt.Fprintf(log, "restart: scrape (per-token %s) %.0f ms, %d series, %.1f MiB body, %.0f MiB allocated, peak RSS %.1f MiB\n",
+		res.PerToken, res.ScrapeMS, series, float64(size)/(1<<20), res.ScrapeAllocMiB, res.PeakRSSScrapeMiB)
+	if !b.perToken {
+		// What metrics.per_token: true would cost at this size.
+		b.obs.m.SetPerToken(true)
+		runtime.ReadMemStats(&before)
+		d, size, series, err := b.scrape()
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			return err
+		}
+		if err := checkSeries(series, o.n, true); err != nil {
+			return err
+		}
+		res.ScrapePerTokenMS, res.ScrapePerTokenSeries = ms(d), series
+		res.ScrapePerTokenAllocMiB = float64(after.TotalAlloc-before.TotalAlloc) / (1 << 20)
+		fmt.Fprintf(log, "restart: scrape with per_token: true %.0f ms, %d series, %.1f MiB body, %.0f MiB allocated\n",
+			res.ScrapePerTokenMS, series, float64(size)/(1<<20), res.ScrapePerTokenAllocMiB)
+	}
+	return nil
+}
+
+// checkSeries is the scrape's sanity check: with per-token series, at least 8 per token (3 timestamps,
+// failures, 4 states); without, the aggregates only (no token of the bench needs attention after a restart).
+func checkSeries(series, n int, perToken bool) error {
+	if perToken && series < 8*n {
+		return fmt.Errorf("scrape: %d series for %d tokens with per-token series", series, n)
+	}
+	if !perToken && (series == 0 || series >= n) {
+		return fmt.Errorf("scrape: %d series for %d tokens without per-token series", series, n)
+	}
 	return nil
 }
 

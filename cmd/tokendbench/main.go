@@ -22,6 +22,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -56,6 +57,7 @@ type opts struct {
 	fullMax    time.Duration
 	smoke      bool
 	role       string
+	configPath string
 	prefix     string
 	base       int64 // Unix ms of the first renewal of the lateness stream
 	t0         int64 // Unix ns just before the child was started
@@ -91,6 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.freeOSMemory, "free-os-memory", false, "experiment: debug.FreeOSMemory() once the restart child has started")
 	// Child flags.
 	fs.StringVar(&o.role, "role", "", "internal: work | restart")
+	fs.StringVar(&o.configPath, "config", "", "internal: the config file of the tokens")
 	fs.IntVar(&o.n, "size", 0, "internal: tokens in this child")
 	fs.StringVar(&o.prefix, "prefix", "", "internal: key prefix")
 	fs.Int64Var(&o.base, "base", 0, "internal: first due time (Unix ms)")
@@ -151,22 +154,28 @@ type Result struct {
 	// restart child
 	StartStateMS   float64 `json:"start_state_ms,omitzero"`   // exec to every token scheduled, state in Redis
 	LoadAllStateMS float64 `json:"loadall_state_ms,omitzero"` // of which LoadAll
-	LoadOnlyMS     float64 `json:"load_only_ms,omitzero"`     // a second store.Load alone (pipelined reads + decrypt)
-	// PrototypeLoadAllMS is LoadAll with its writes pipelined 1,000 tokens per round trip (proposed fix).
-	PrototypeLoadAllMS float64 `json:"prototype_loadall_ms,omitzero"`
-	RSSMiB             float64 `json:"rss_mib,omitzero"`      // after start and the idle phase
-	PeakRSSMiB         float64 `json:"peak_rss_mib,omitzero"` // VmHWM before the scrape
-	HeapMiB            float64 `json:"heap_mib,omitzero"`     // HeapInuse after a GC
-	RSSPerTokenKiB     float64 `json:"rss_per_token_kib,omitzero"`
-	HeapPerTokenKiB    float64 `json:"heap_per_token_kib,omitzero"`
-	IdleSeconds        float64 `json:"idle_seconds,omitzero"`
-	IdleCPUPercent     float64 `json:"idle_cpu_percent,omitzero"` // of one core
-	IdleWorks          int     `json:"idle_works,omitzero"`
-	ScrapeMS           float64 `json:"scrape_ms,omitzero"`
-	ScrapeAllocMiB     float64 `json:"scrape_alloc_mib,omitzero"`
-	ScrapeBytes        int     `json:"scrape_bytes,omitzero"`
-	ScrapeSeries       int     `json:"scrape_series,omitzero"`
-	PeakRSSScrapeMiB   float64 `json:"peak_rss_after_scrape_mib,omitzero"`
+	ConfigMS       float64 `json:"config_ms,omitzero"`        // of which the config: load, validate, resolve
+	PerToken       string  `json:"per_token,omitzero"`        // metrics.per_token: auto resolved for N
+	// ScrapePerToken* is a second scrape with metrics.per_token: true, when auto turned it off.
+	ScrapePerTokenMS       float64 `json:"scrape_per_token_ms,omitzero"`
+	ScrapePerTokenSeries   int     `json:"scrape_per_token_series,omitzero"`
+	ScrapePerTokenAllocMiB float64 `json:"scrape_per_token_alloc_mib,omitzero"`
+	LoadOnlyMS             float64 `json:"load_only_ms,omitzero"` // a second read alone (store.LoadEach: pipelined reads + decrypt)
+	// PeakRSSStartMiB is VmHWM just after LoadAll: the start-up peak.
+	PeakRSSStartMiB  float64 `json:"peak_rss_start_mib,omitzero"`
+	RSSMiB           float64 `json:"rss_mib,omitzero"`      // after start and the idle phase
+	PeakRSSMiB       float64 `json:"peak_rss_mib,omitzero"` // VmHWM before the scrape
+	HeapMiB          float64 `json:"heap_mib,omitzero"`     // HeapInuse after a GC
+	RSSPerTokenKiB   float64 `json:"rss_per_token_kib,omitzero"`
+	HeapPerTokenKiB  float64 `json:"heap_per_token_kib,omitzero"`
+	IdleSeconds      float64 `json:"idle_seconds,omitzero"`
+	IdleCPUPercent   float64 `json:"idle_cpu_percent,omitzero"` // of one core
+	IdleWorks        int     `json:"idle_works,omitzero"`
+	ScrapeMS         float64 `json:"scrape_ms,omitzero"`
+	ScrapeAllocMiB   float64 `json:"scrape_alloc_mib,omitzero"`
+	ScrapeBytes      int     `json:"scrape_bytes,omitzero"`
+	ScrapeSeries     int     `json:"scrape_series,omitzero"`
+	PeakRSSScrapeMiB float64 `json:"peak_rss_after_scrape_mib,omitzero"`
 }
 
 // Report is the whole run.
@@ -224,6 +233,14 @@ func parent(o opts, stdout, stderr io.Writer) error {
 		// its clock, and the restart child (real clock) finds nothing due during its idle phase.
 		base := time.Now().Add(time.Hour).UnixMilli()
 		var res Result
+		// The smoke run sets per_token: false so that CI exercises both scrapes; the full run keeps auto.
+		perToken := map[bool]string{true: "false", false: "auto"}[o.smoke]
+		cfgPath, err := writeConfig(n, o.providers, perToken)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(cfgPath)
+		o.configPath = cfgPath
 		load0 := loadAvg()
 		if err := runChild(ctx, o, "work", n, prefix, base, &res, stderr); err != nil {
 			return fmt.Errorf("work child, %d tokens: %w", n, err)
@@ -265,6 +282,7 @@ func runChild(ctx context.Context, o opts, role string, n int, prefix string, ba
 		"-redis", o.redisURL, "-idle", o.idle.String(), "-lateness", o.lateness.String(),
 		"-rate", strconv.Itoa(o.rate), "-workers", strconv.Itoa(o.workers), "-providers", strconv.Itoa(o.providers),
 		"-full-max", o.fullMax.String(), "-profile", o.profileDir, "-free-os-memory=" + strconv.FormatBool(o.freeOSMemory),
+		"-config", o.configPath,
 	}
 	var out strings.Builder
 	cmd := exec.CommandContext(ctx, self, append(args, "-t0", "0")...)
@@ -277,6 +295,32 @@ func runChild(ctx context.Context, o opts, role string, n int, prefix string, ba
 		return err
 	}
 	return json.Unmarshal([]byte(out.String()), res)
+}
+
+// writeConfig writes the config file of n tokens over providers VCD providers, the shape an operator
+// writes (a provider block each, a token with a file sink each), for the children to load as tokend does
+// at start: the config's parse, validation and resolution are part of "exec to every token scheduled".
+func writeConfig(n, providers int, perToken string) (string, error) {
+	f, err := os.CreateTemp("", "tokendbench-*.yaml")
+	if err != nil {
+		return "", err
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, "metrics: {per_token: %s}\n", perToken)
+	fmt.Fprintf(w, "state_key_file: env:TOKEND_STATE_KEY\ndefaults: {renew_before: %dh, jitter: 0%%}\nproviders:\n", int(renewBefore.Hours()))
+	for p := range providers {
+		fmt.Fprintf(w, "  - {name: vendor-%02d, type: vcd, url: \"https://vcd%02d.example.com\", username: tokend, password_file: /run/credentials/tokend.service/vcd, org: System}\n", p, p)
+	}
+	w.WriteString("tokens:\n")
+	for i := range n {
+		fmt.Fprintf(w, "  - name: %s\n    provider: vendor-%02d\n    kind: access_token\n    deliver:\n      - file: {path: /var/lib/tokend/%s.token}\n",
+			tokenName(i), i%providers, tokenName(i))
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return "", err
+	}
+	return f.Name(), f.Close()
 }
 
 func connect(url string) (*redis.Client, error) {

@@ -31,13 +31,14 @@ func printReport(w io.Writer, rep Report) {
 	row("1-min load average before → after (2 cores)", "", func(r Result) string { return r.Load })
 	row("RSS after start and idle phase (MiB)", "≤ 256 at 100k", func(r Result) string { return f1(r.RSSMiB) })
 	row("RSS per token (KiB)", "", func(r Result) string { return f2(r.RSSPerTokenKiB) })
+	row("peak RSS at start, just after LoadAll (MiB)", "", func(r Result) string { return f1(r.PeakRSSStartMiB) })
 	row("peak RSS before any scrape (MiB)", "", func(r Result) string { return f1(r.PeakRSSMiB) })
 	row("Go heap in use after GC (MiB)", "", func(r Result) string { return f1(r.HeapMiB) })
 	row("Go heap per token (KiB)", "", func(r Result) string { return f2(r.HeapPerTokenKiB) })
 	row("exec → every token scheduled, state in Redis (ms)", "≤ 3000 at 100k", func(r Result) string { return f0(r.StartStateMS) })
+	row("  of which the config: load, validate, resolve (ms)", "", func(r Result) string { return f0(r.ConfigMS) })
 	row("  of which engine.LoadAll (ms)", "", func(r Result) string { return f0(r.LoadAllStateMS) })
-	row("  store.Load alone, pipelined read + decrypt (ms)", "", func(r Result) string { return f0(r.LoadOnlyMS) })
-	row("  LoadAll with its writes pipelined, prototype of the fix (ms)", "", func(r Result) string { return f0(r.PrototypeLoadAllMS) })
+	row("  store.LoadEach alone, pipelined read + decrypt (ms)", "", func(r Result) string { return f0(r.LoadOnlyMS) })
 	row("exec → every token scheduled, empty state (ms)", "", func(r Result) string { return f0(r.StartEmptyMS) })
 	row("idle CPU, % of one core", "≤ 1%", func(r Result) string {
 		return fmt.Sprintf("%.3f%% (%.0f s)", r.IdleCPUPercent, r.IdleSeconds)
@@ -75,12 +76,25 @@ func printReport(w io.Writer, rep Report) {
 		return fmt.Sprintf("%.2f%%", r.PollCPUPercent10m)
 	})
 	row("first creates per second (one worker per vendor)", "", func(r Result) string { return f0(r.PopulatePerSec) })
-	row("/metrics scrape after restart (ms)", "≤ 1000 (issue 9)", func(r Result) string { return f0(r.ScrapeMS) })
+	row("/metrics scrape after restart, metrics.per_token: auto (ms)", "≤ 1000 (issue 9)", func(r Result) string { return f0(r.ScrapeMS) })
+	row("  per-token series (auto: on up to 10,000 tokens)", "", func(r Result) string { return r.PerToken })
 	row("  series / body MiB / allocated MiB", "", func(r Result) string {
 		return fmt.Sprintf("%d / %.1f / %.0f", r.ScrapeSeries, float64(r.ScrapeBytes)/(1<<20), r.ScrapeAllocMiB)
 	})
 	row("  peak RSS after the scrape (MiB)", "", func(r Result) string { return f1(r.PeakRSSScrapeMiB) })
 	row("/metrics scrape after rotations (ms)", "", func(r Result) string { return f0(r.ScrapeAfterWorkMS) })
+	row("/metrics scrape with metrics.per_token: true (ms)", "", func(r Result) string {
+		if r.ScrapePerTokenMS == 0 {
+			return "(as above)"
+		}
+		return f0(r.ScrapePerTokenMS)
+	})
+	row("  series / allocated MiB", "", func(r Result) string {
+		if r.ScrapePerTokenMS == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d / %.0f", r.ScrapePerTokenSeries, r.ScrapePerTokenAllocMiB)
+	})
 
 	if len(rep.Results) > 0 {
 		last := rep.Results[len(rep.Results)-1]
