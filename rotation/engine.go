@@ -127,27 +127,33 @@ func caps(t *Token) scheduler.Caps {
 }
 
 // LoadAll reads every managed token's state, fills the view and (re)schedules each token from its state.
-// It is the start-up step: after it, every token has a next action in the due index.
+// It is the start-up step (and a reload's): after it, every token has a next action in the due index.
+//
+// It goes 1,000 tokens at a time (store.LoadEach): read, decide, view, and one pipelined write of the
+// batch's next actions, so that a start of 100,000 tokens holds the live view plus a few batches of
+// decrypted state, and the reads of the next batches and their decoding overlap this batch's writes. Each
+// token is still read, then planned, then scheduled. The first error ends it: a state that does not decode
+// (the error names the token) or Redis failing; the batches before it are already scheduled, as a later
+// LoadAll would schedule them again.
 func (e *Engine) LoadAll(ctx context.Context) error {
 	toks := e.Tokens()
 	names := make([]string, 0, len(toks))
 	for n := range toks {
 		names = append(names, n)
 	}
-	states, err := e.store.Load(ctx, names)
-	if err != nil {
-		return err
-	}
-	now := e.now()
-	planned := make([]store.Planned, 0, len(states))
-	for name, st := range states {
-		t := toks[name]
-		plan := scheduler.Next(now, st, t.Policy, caps(t), e.store.Instance())
-		st.NextAction, st.NextAt = string(plan.Action), plan.At
-		e.setView(t, st)
-		planned = append(planned, store.Planned{Name: name, Action: string(plan.Action), At: plan.At})
-	}
-	return e.store.ScheduleMany(ctx, planned)
+	planned := make([]store.Planned, 0, 1000)
+	return e.store.LoadEach(ctx, names, func(states []*store.State) error {
+		now := e.now()
+		planned = planned[:0]
+		for _, st := range states {
+			t := toks[st.Name]
+			plan := scheduler.Next(now, st, t.Policy, caps(t), e.store.Instance())
+			st.NextAction, st.NextAt = string(plan.Action), plan.At
+			e.setView(t, st)
+			planned = append(planned, store.Planned{Name: st.Name, Action: string(plan.Action), At: plan.At})
+		}
+		return e.store.ScheduleMany(ctx, planned)
+	})
 }
 
 // Refresh re-reads one token's state into the view (another instance changed it).
@@ -187,6 +193,13 @@ func (e *Engine) Work(ctx context.Context, name string) time.Time {
 		e.log.Error("acquiring lease", "token", name, "err", err)
 		return e.now().Add(5 * time.Second)
 	}
+	return e.stepLeased(ctx, t, lease, st)
+}
+
+// stepLeased is Work once the lease is held (Work, or a Poll that found something to do, took it and read
+// st under it): the due step, then the next action scheduled and the lease given up.
+func (e *Engine) stepLeased(ctx context.Context, t *Token, lease *store.Lease, st *store.State) time.Time {
+	name := t.Config.Name
 	ctx, stop := e.keepLease(ctx, lease)
 	r := &run{e: e, t: t, lease: lease, st: st, ctx: ctx}
 	r.step()
@@ -194,7 +207,7 @@ func (e *Engine) Work(ctx context.Context, name string) time.Time {
 	// Schedule from what Redis now holds, whatever the step managed to write.
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	st, err = e.store.Get(bg, name)
+	st, err := e.store.Get(bg, name)
 	if err != nil {
 		_ = lease.Release(bg)
 		e.log.Error("reading state", "token", name, "err", err)

@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tokend/tokend/providers"
+	"github.com/tokend/tokend/scheduler"
 	"github.com/tokend/tokend/store"
 )
 
 // Poll asks the vendor what it says about the token now and records the difference (expiry moved, token
-// deleted or revoked elsewhere, rotation asked for), then does whatever step is due, so that a token
-// deleted behind tokend's back is recreated at once and this instance's sinks converge. A token another
+// deleted or revoked elsewhere, rotation asked for), then, under the lease it already holds, does whatever
+// step is due, so that a token deleted behind tokend's back is recreated at once and this instance's sinks
+// converge. A token the vendor reports unchanged and that is not due costs two round trips (take the
+// lease with the state, give it up): every token is polled on every provider poll, and a full Work
+// (another acquire, re-read and schedule) for each was most of the CPU of a poll pass. A token another
 // instance is working on is skipped.
 func (e *Engine) Poll(ctx context.Context, name string) error {
 	t, ok := e.Tokens()[name]
@@ -27,26 +32,47 @@ func (e *Engine) Poll(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	perr := e.inspect(ctx, t, lease, st)
-	_ = lease.Release(context.WithoutCancel(ctx))
-	e.Work(ctx, name)
+	changed, perr := e.inspect(ctx, t, lease, st)
+	now := e.now()
+	plan := scheduler.Next(now, st, t.Policy, caps(t), e.store.Instance())
+	if changed || !plan.At.After(now) {
+		e.stepLeased(ctx, t, lease, st)
+		return perr
+	}
+	// Nothing to do: give the lease up. The due index already holds this plan unless something outside a
+	// step moved it; then the same round trip puts it back.
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if st.NextAction == string(plan.Action) && st.NextAt.UnixMilli() == plan.At.UnixMilli() {
+		err = lease.Release(bg)
+	} else {
+		err = lease.ScheduleAndRelease(bg, string(plan.Action), plan.At)
+	}
+	if err != nil {
+		e.log.Error("releasing lease after poll", "token", name, "err", err)
+	}
+	st.NextAction, st.NextAt = string(plan.Action), plan.At
+	e.setView(t, st)
 	return perr
 }
 
-func (e *Engine) inspect(ctx context.Context, t *Token, lease *store.Lease, st *store.State) error {
+// inspect asks the vendor about the current token and records what changed, in Redis and in st. It
+// reports whether it changed anything.
+func (e *Engine) inspect(ctx context.Context, t *Token, lease *store.Lease, st *store.State) (bool, error) {
 	cur := st.Current
 	if cur == nil || st.Intent != nil || st.Pending != nil {
-		return nil
+		return false, nil
 	}
 	start := e.now()
 	status, err := t.Provider.Inspect(providers.WithOperation(ctx, "inspect"), *cur)
 	r := &run{e: e, t: t, lease: lease, st: st, ctx: ctx}
 	if err != nil {
 		r.observe("inspect", start, err)
-		return fmt.Errorf("inspecting %s: %w", t.Config.Name, err)
+		return false, fmt.Errorf("inspecting %s: %w", t.Config.Name, err)
 	}
 	c := new(store.Change)
 	changed := false
+	updated := *cur
 	switch {
 	case status.Gone && !st.Gone:
 		e.log.Warn("token was deleted or revoked at the vendor behind tokend's back; recreating", "token", t.Config.Name)
@@ -55,11 +81,11 @@ func (e *Engine) inspect(ctx context.Context, t *Token, lease *store.Lease, st *
 		changed = true
 	case !status.Gone:
 		r.observe("inspect", start, nil)
-		updated := *cur
-		if !status.ExpiresAt.IsZero() && !status.ExpiresAt.Equal(cur.ExpiresAt) {
+		// The store keeps times in milliseconds: a vendor time with more precision is not a change.
+		if !status.ExpiresAt.IsZero() && status.ExpiresAt.UnixMilli() != cur.ExpiresAt.UnixMilli() {
 			updated.ExpiresAt, changed = status.ExpiresAt, true
 		}
-		if !status.RenewableUntil.IsZero() && !status.RenewableUntil.Equal(cur.RenewableUntil) {
+		if !status.RenewableUntil.IsZero() && status.RenewableUntil.UnixMilli() != cur.RenewableUntil.UnixMilli() {
 			updated.RenewableUntil, changed = status.RenewableUntil, true
 		}
 		if changed {
@@ -70,10 +96,21 @@ func (e *Engine) inspect(ctx context.Context, t *Token, lease *store.Lease, st *
 			changed = true
 		}
 	}
-	if changed {
-		return lease.Apply(ctx, c)
+	if !changed {
+		return false, nil
 	}
-	return nil
+	if err := lease.Apply(ctx, c); err != nil {
+		return false, err
+	}
+	// The step that follows decides from st: make it what Redis now holds.
+	switch {
+	case status.Gone:
+		st.Gone = true
+	default:
+		st.Current = &updated
+		st.ForceRotate = st.ForceRotate || status.RotateNow
+	}
+	return true, nil
 }
 
 // errGone labels the inspect metric of a token found deleted at the vendor.

@@ -38,6 +38,9 @@ type Loop struct {
 	mu       sync.Mutex
 	inFlight map[string]bool
 	notUntil map[string]time.Time
+	// finished holds the tokens whose Work ended since the current read of the due index was sent: their
+	// entries in its reply may predate the schedule that Work wrote.
+	finished map[string]bool
 }
 
 func (l *Loop) init() {
@@ -45,6 +48,7 @@ func (l *Loop) init() {
 		l.wake = make(chan struct{}, 1)
 		l.inFlight = map[string]bool{}
 		l.notUntil = map[string]time.Time{}
+		l.finished = map[string]bool{}
 		if l.Workers <= 0 {
 			l.Workers = 16
 		}
@@ -77,66 +81,96 @@ func (l *Loop) Busy() int {
 	return len(l.inFlight)
 }
 
+// How much of the due index one read asks for. A read asks for what it can hand out (free worker slots)
+// plus what it will skip (tokens in flight here, tokens put off, and the entries of the last read that
+// this instance does not manage) plus readMargin; a full reply that left a worker idle is read again,
+// twice as far, up to maxRead. Asking for maxRead every time made each iteration under a backlog a
+// 1,016-entry reply for the few slots that had freed up (docs/benchmarks.md, "Rotation rate").
+const (
+	readMargin = 16
+	maxRead    = 1000 // plus Workers
+)
+
 // Run loops until ctx ends, then waits for the workers it started and returns.
 func (l *Loop) Run(ctx context.Context) {
 	l.init()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sem := make(chan struct{}, l.Workers)
-	const batch = 1000
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	foreign := 0 // entries of the last read that this instance does not manage
 	for {
 		if l.Tick != nil {
 			l.Tick()
 		}
 		now := l.Now()
-		items, err := l.Index.Due(ctx, now, batch+l.Workers)
-		if err != nil && ctx.Err() == nil {
-			l.Logger.Warn("reading due index", "err", err)
-		}
-		full := false
-		for _, it := range items {
-			if !l.Owns(it.Name) || !l.claim(it.Name, now) {
-				continue
-			}
-			select {
-			case sem <- struct{}{}:
-			default:
-				l.release(it.Name, time.Time{})
-				full = true
-			}
-			if full {
+		// leftBehind: a due token of ours waits for a worker; the worker finishing wakes the loop.
+		leftBehind := len(sem) == l.Workers
+		limit := l.Workers - len(sem) + l.skipping() + foreign + readMargin
+		for !leftBehind {
+			limit = min(limit, maxRead+l.Workers)
+			l.mu.Lock()
+			clear(l.finished)
+			l.mu.Unlock()
+			items, err := l.Index.Due(ctx, now, limit)
+			if err != nil {
+				if ctx.Err() == nil {
+					l.Logger.Warn("reading due index", "err", err)
+				}
 				break
 			}
-			if l.Lag != nil {
-				l.Lag(now.Sub(it.At))
+			foreign = 0
+			for _, it := range items {
+				if !l.Owns(it.Name) {
+					foreign++
+					continue
+				}
+				if !l.claim(it.Name, now) {
+					continue
+				}
+				select {
+				case sem <- struct{}{}:
+				default:
+					l.release(it.Name, time.Time{})
+					leftBehind = true
+				}
+				if leftBehind {
+					break
+				}
+				if l.Lag != nil {
+					l.Lag(now.Sub(it.At))
+				}
+				wg.Add(1)
+				go func(name string) {
+					defer wg.Done()
+					notBefore := l.Work(context.WithoutCancel(ctx), name)
+					l.release(name, notBefore)
+					<-sem
+					l.Wake()
+				}(it.Name)
 			}
-			wg.Add(1)
-			go func(name string) {
-				defer wg.Done()
-				notBefore := l.Work(context.WithoutCancel(ctx), name)
-				l.release(name, notBefore)
-				<-sem
-				l.Wake()
-			}(it.Name)
-		}
-		sleep := l.MaxSleep
-		// Sleep until the next future entry: entries already due are in flight, put off, or another
-		// instance's, and a worker finishing wakes the loop.
-		if next, ok, err := l.Index.NextAfter(ctx, now); err == nil && ok && !full {
-			if d := next.Sub(l.Now()); d < sleep {
-				sleep = max(d, 0)
+			// A full reply with a worker still idle may hide due tokens of ours behind entries this
+			// instance cannot start (another instance's, a dead one's, in flight, put off): read further.
+			if len(items) < limit || limit >= maxRead+l.Workers {
+				break
 			}
+			limit *= 2
 		}
-		// A due token that was put off is offered again when its put-off ends.
-		if until, ok := l.putOffUntil(now); ok && !full {
-			if d := until.Sub(l.Now()); d < sleep {
-				sleep = max(d, 0)
+		sleep := l.MaxSleep // with a token left behind, a worker finishing wakes the loop
+		if !leftBehind {
+			// Every due entry was seen: the ones not started are in flight, put off, or another
+			// instance's. Sleep until the next future entry, or until a put-off ends.
+			if next, ok, err := l.Index.NextAfter(ctx, now); err == nil && ok {
+				if d := next.Sub(l.Now()); d < sleep {
+					sleep = max(d, 0)
+				}
 			}
-		}
-		if full {
-			sleep = l.MaxSleep // a worker finishing wakes the loop
+			if until, ok := l.putOffUntil(now); ok {
+				if d := until.Sub(l.Now()); d < sleep {
+					sleep = max(d, 0)
+				}
+			}
 		}
 		if !timer.Stop() {
 			select {
@@ -154,11 +188,21 @@ func (l *Loop) Run(ctx context.Context) {
 	}
 }
 
-// claim marks name in flight unless it already is or was put off.
+// skipping returns how many due entries a read will meet that the loop does not hand out: tokens in
+// flight and tokens put off.
+func (l *Loop) skipping() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.inFlight) + len(l.notUntil)
+}
+
+// claim marks name in flight unless it already is, was put off, or finished after the reply naming it
+// was read (a token handed out again for a stale entry costs a whole Work; the finishing worker wakes the
+// loop, and the next read sees the token's new schedule).
 func (l *Loop) claim(name string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.inFlight[name] || now.Before(l.notUntil[name]) {
+	if l.inFlight[name] || l.finished[name] || now.Before(l.notUntil[name]) {
 		return false
 	}
 	delete(l.notUntil, name)
@@ -187,6 +231,7 @@ func (l *Loop) release(name string, notBefore time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.inFlight, name)
+	l.finished[name] = true
 	if !notBefore.IsZero() {
 		l.notUntil[name] = notBefore
 	}
