@@ -204,10 +204,14 @@ func (e *Engine) stepLeased(ctx context.Context, t *Token, lease *store.Lease, s
 	r := &run{e: e, t: t, lease: lease, st: st, ctx: ctx}
 	r.step()
 	stop()
-	// Schedule from what Redis now holds, whatever the step managed to write.
+	// Schedule from what Redis now holds, whatever the step managed to write: as the promote that ended
+	// the step left it (a renewal's usual end, one round trip saved), or read again.
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	st, err := e.store.Get(bg, name)
+	st, err := lease.Promoted(), error(nil)
+	if st == nil {
+		st, err = e.store.Get(bg, name)
+	}
 	if err != nil {
 		_ = lease.Release(bg)
 		e.log.Error("reading state", "token", name, "err", err)

@@ -149,6 +149,10 @@ type Lease struct {
 	s     *Store
 	Name  string
 	Fence int64
+
+	writes   int    // state writes through this lease (Apply, Promote)
+	promoted *State // the state Promote left, as of write number promotedAt
+	promAt   int
 }
 
 var acquireScript = redis.NewScript(`
@@ -179,20 +183,25 @@ func (s *Store) Acquire(ctx context.Context, name string) (*Lease, *State, error
 		return nil, nil, fmt.Errorf("acquiring lease of %s: unexpected reply", name)
 	}
 	fence, _ := arr[0].(int64)
-	flat, _ := arr[1].([]any)
-	h := make(map[string]string, len(flat)/2)
-	for i := 0; i+1 < len(flat); i += 2 {
-		k, _ := flat[i].(string)
-		v, _ := flat[i+1].(string)
-		h[k] = v
-	}
-	st, err := s.decodeState(name, h)
+	st, err := s.decodeState(name, flatHash(arr[1]))
 	if err != nil {
 		// Release so another attempt (after the operator fixed the key) is not blocked for a TTL.
 		_ = (&Lease{s: s, Name: name, Fence: fence}).Release(context.WithoutCancel(ctx))
 		return nil, nil, err
 	}
 	return &Lease{s: s, Name: name, Fence: fence}, st, nil
+}
+
+// flatHash turns a script's HGETALL reply (field, value, field, value...) into a map.
+func flatHash(reply any) map[string]string {
+	flat, _ := reply.([]any)
+	h := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		h[k] = v
+	}
+	return h
 }
 
 var extendScript = redis.NewScript(`
@@ -253,6 +262,7 @@ func (l *Lease) Apply(ctx context.Context, c *Change) error {
 	for _, f := range c.del {
 		args = append(args, f)
 	}
+	l.writes++
 	ok, err := l.s.runDurable(ctx, updateScript, c.durable(), "apply", []string{l.s.stateKey(l.Name)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("writing state of %s: %w", l.Name, err)
@@ -278,7 +288,7 @@ end
 redis.call('HSET', KEYS[1], 'cur', pend, 'gen', ARGV[2], 'last_success', ARGV[4], 'failures', '0', ARGV[5], ARGV[2])
 redis.call('HDEL', KEYS[1], 'pend', 'intent', 'failed', 'last_error', 'retry_at', 'renew_stuck', 'gone', 'force')
 redis.call('PUBLISH', ARGV[7], ARGV[8])
-return 1
+return {1, redis.call('HGETALL', KEYS[1])}
 `)
 
 // Promote makes the pending token current in one script: the current token becomes previous (with its
@@ -288,17 +298,26 @@ return 1
 // lease was taken over, ErrNoPending when nothing is pending, and ErrPreviousLive when keepPrevious would
 // overwrite a previous token that was not yet revoked. A promote sent again after its answer was lost
 // (a failover) finds gen already current and succeeds. Intents, pending tokens and promotes wait for a
-// replica when the master has one (see WaitOptions).
+// replica when the master has one (see WaitOptions). The script answers with the state it left, which
+// Promoted gives back, so that the caller need not read it again.
 func (l *Lease) Promote(ctx context.Context, gen int64, keepPrevious bool, revokeAt, now time.Time) error {
 	keep := "0"
 	if keepPrevious {
 		keep = "1"
 	}
-	n, err := l.s.runDurable(ctx, promoteScript, true, "promote", []string{l.s.stateKey(l.Name)},
+	l.writes++
+	res, err := l.s.runDurable(ctx, promoteScript, true, "promote", []string{l.s.stateKey(l.Name)},
 		l.Fence, strconv.FormatInt(gen, 10), ms(revokeAt), ms(now), fDelivered+l.s.instance, keep,
-		l.s.EventsChannel(), l.Name).Int()
+		l.s.EventsChannel(), l.Name).Result()
 	if err != nil {
 		return fmt.Errorf("promoting %s: %w", l.Name, err)
+	}
+	n, _ := res.(int64)
+	if arr, ok := res.([]any); ok && len(arr) == 2 {
+		n, _ = arr[0].(int64)
+		if st, err := l.s.decodeState(l.Name, flatHash(arr[1])); err == nil {
+			l.promoted, l.promAt = st, l.writes
+		}
 	}
 	switch n {
 	case 0:
@@ -309,6 +328,16 @@ func (l *Lease) Promote(ctx context.Context, gen int64, keepPrevious bool, revok
 		return ErrPreviousLive
 	}
 	return nil
+}
+
+// Promoted returns the state the last Promote through this lease left in Redis, or nil when there was none
+// or another write through the lease followed it. Writes that do not go through the lease (another
+// instance's delivery record) may have come since; they are read at the next load.
+func (l *Lease) Promoted() *State {
+	if l.promoted == nil || l.promAt != l.writes {
+		return nil
+	}
+	return l.promoted
 }
 
 // Change is a set of field writes applied together by Lease.Apply. The zero Change is empty.

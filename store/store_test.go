@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -371,6 +372,46 @@ func TestPromoteAnnounces(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("promote announced nothing")
+		}
+	})
+}
+
+// TestPromotedIsWhatRedisHolds checks the state Promote hands back (which Work schedules from instead of
+// reading it again): equal to a fresh read, and withdrawn by any later write through the lease.
+func TestPromotedIsWhatRedisHolds(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		ctx := context.Background()
+		s := newStore(t, rdb, prefix, "host-a")
+		now := time.Now().Truncate(time.Millisecond)
+		l, _, err := s.Acquire(ctx, "tok")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Promoted() != nil {
+			t.Fatal("Promoted() before any promote is not nil")
+		}
+		if err := l.Apply(ctx, new(Change).SetPending(tok("id-1", "s1", "", now.Add(time.Hour)))); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Promote(ctx, 1, true, now.Add(time.Minute), now); err != nil {
+			t.Fatal(err)
+		}
+		got := l.Promoted()
+		want, err := s.Get(ctx, "tok")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Promoted() = %+v, want what Get reads: %+v", got, want)
+		}
+		if got.Current.Secret.Reveal() != "s1" || got.Generation != 1 {
+			t.Fatalf("Promoted() current = %+v gen %d", got.Current, got.Generation)
+		}
+		if err := l.Apply(ctx, new(Change).SetFailure("later", 1, now, false)); err != nil {
+			t.Fatal(err)
+		}
+		if l.Promoted() != nil {
+			t.Fatal("Promoted() after a later write through the lease is not nil: it would be stale")
 		}
 	})
 }
