@@ -19,7 +19,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,10 +28,7 @@ import (
 	"github.com/tokend/tokend/daemon"
 	"github.com/tokend/tokend/metrics"
 	"github.com/tokend/tokend/providers"
-	"github.com/tokend/tokend/providers/astra/astratest"
-	"github.com/tokend/tokend/providers/commvault/commvaulttest"
-	"github.com/tokend/tokend/providers/huaweiidc/huaweiidctest"
-	"github.com/tokend/tokend/providers/vcd/vcdtest"
+	"github.com/tokend/tokend/providers/providertest/faults"
 	"github.com/tokend/tokend/rotation"
 	"github.com/tokend/tokend/store"
 )
@@ -81,10 +77,7 @@ type Demo struct {
 	cfg     *config.Config
 	listen  net.Listener
 	redis   *miniredis.Miniredis
-	vcd     *vcdtest.Server
-	astra   *astratest.Server
-	cv      *commvaulttest.Server
-	huawei  *huaweiidctest.Server
+	vendors *Fleet
 	daemon  *daemon.Daemon
 	log     *os.File
 	removal bool // Close removes Dir
@@ -124,25 +117,19 @@ func New(opts Options) (_ *Demo, err error) {
 	if err := d.redis.Start(); err != nil {
 		return nil, fmt.Errorf("starting the in-process Redis: %w", err)
 	}
-	d.startVendors(opts.Faults)
-
-	creds, err := d.writeSecrets()
+	// The simulators' lifetimes are seconds.
+	secrets := filepath.Join(d.Dir, "secrets")
+	if d.vendors, err = StartFleet(FleetOptions{Lifetime: Lifetime, RenewableFor: RenewableFor, SecretsDir: secrets}); err != nil {
+		return nil, err
+	}
+	if opts.Faults {
+		d.vendors.SetFaults(faults.Profile{ErrorRate: ErrorRate, RateLimitRate: RateLimitRate, Seed: time.Now().UnixNano()})
+	}
+	stateKey, err := writeStateKey(secrets)
 	if err != nil {
 		return nil, err
 	}
-	yaml := configYAML(endpoints{
-		Listen:         opts.Listener.Addr().String(),
-		Redis:          d.redis.Addr(),
-		VCD:            d.vcd.URL(),
-		Astra:          d.astra.URL(),
-		AstraAccountID: d.astra.AccountID(),
-		AstraUserID:    d.astra.UserID(),
-		Commvault:      d.cv.URL(),
-		Huawei:         d.huawei.URL(),
-		HuaweiSCIM:     d.huawei.SCIMURL(),
-		HuaweiStoreID:  d.huawei.IdentityStoreID(),
-		HuaweiTenantID: d.huawei.TenantID(),
-	}, d.Dir, creds)
+	yaml := configYAML(opts.Listener.Addr().String(), d.redis.Addr(), stateKey, d.vendors.YAML(d.TokensDir))
 	if err := os.WriteFile(d.ConfigPath, []byte(yaml), 0o600); err != nil {
 		return nil, fmt.Errorf("writing the demo config: %w", err)
 	}
@@ -166,75 +153,23 @@ func New(opts Options) (_ *Demo, err error) {
 	return d, nil
 }
 
-// startVendors starts the four simulators with lifetimes of seconds.
-func (d *Demo) startVendors(faults bool) {
-	d.vcd = vcdtest.New(vcdtest.Options{AccessTokenLifetime: Lifetime, ProxyTokenLifetime: Lifetime})
-	d.astra = astratest.New(astratest.Options{})
-	d.cv = commvaulttest.New(commvaulttest.Options{
-		AccessLifetime: Lifetime, RenewableLifetime: RenewableFor, SCIMLifetime: Lifetime, OneTouchLifetime: Lifetime,
-	})
-	d.huawei = huaweiidctest.New(huaweiidctest.Options{Lifetime: Lifetime})
-	if !faults {
-		return
-	}
-	seed := time.Now().UnixNano()
-	d.vcd.SetFaults(vcdtest.Faults{ErrorRate: ErrorRate, RateLimitRate: RateLimitRate, Seed: seed})
-	d.astra.SetFaults(astratest.Faults{ErrorRate: ErrorRate, RateLimitRate: RateLimitRate, Seed: seed + 1})
-	d.cv.SetFaults(commvaulttest.Faults{ErrorRate: ErrorRate, RateLimitRate: RateLimitRate, Seed: seed + 2})
-	d.huawei.SetFaults(huaweiidctest.Faults{ErrorRate: ErrorRate, RateLimitRate: RateLimitRate, Seed: seed + 3})
-}
-
-// files are the credential files the config names.
-type files struct {
-	StateKey, VCDPassword, VCDAPIToken, AstraToken, CommvaultPassword, HuaweiAK, HuaweiSK string
-}
-
-// writeSecrets writes the state key, the vendor logins and the bootstrap tokens (minted at the
-// simulators as a person would in each vendor's UI) into Dir/secrets, mode 0600.
-func (d *Demo) writeSecrets() (files, error) {
-	dir := filepath.Join(d.Dir, "secrets")
+// writeStateKey writes a new state key into dir, mode 0600, and returns its path.
+func writeStateKey(dir string) (string, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
-		return files{}, fmt.Errorf("making the state key: %w", err)
+		return "", fmt.Errorf("making the state key: %w", err)
 	}
-	f := files{
-		StateKey:          filepath.Join(dir, "state.key"),
-		VCDPassword:       filepath.Join(dir, "vcd-password"),
-		VCDAPIToken:       filepath.Join(dir, "vcd-api-token"),
-		AstraToken:        filepath.Join(dir, "astra-token"),
-		CommvaultPassword: filepath.Join(dir, "commvault-password"),
-		HuaweiAK:          filepath.Join(dir, "huawei-access-key"),
-		HuaweiSK:          filepath.Join(dir, "huawei-secret-key"),
+	path := filepath.Join(dir, "state.key")
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing the state key: %w", err)
 	}
-	for path, value := range map[string]string{
-		f.StateKey:          base64.StdEncoding.EncodeToString(key),
-		f.VCDPassword:       "alice-password", // vcdtest's default user alice@acme
-		f.VCDAPIToken:       d.vcd.IssueBootstrap(),
-		f.AstraToken:        d.astra.IssueBootstrap(),
-		f.CommvaultPassword: commvaulttest.DefaultPassword,
-		f.HuaweiAK:          d.huawei.AccessKey(),
-		f.HuaweiSK:          d.huawei.SecretKey(),
-	} {
-		if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
-			return files{}, fmt.Errorf("writing %s: %w", filepath.Base(path), err)
-		}
-	}
-	return f, nil
+	return path, nil
 }
 
-// endpoints are the addresses of the demo's Redis, simulators and HTTP listener, and the vendor ids the
-// config needs.
-type endpoints struct {
-	Listen, Redis                                      string
-	VCD, Astra, AstraAccountID, AstraUserID, Commvault string
-	Huawei, HuaweiSCIM, HuaweiStoreID, HuaweiTenantID  string
-}
-
-// configYAML returns the demo's config file: the four providers, one token of every kind, each delivered
-// to a raw file under dir/tokens, and the demo's timing in defaults.
-func configYAML(e endpoints, dir string, f files) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `# Generated by tokend demo. Every vendor is a simulator on loopback; lifetimes are seconds.
+// configYAML returns the demo's config file: the demo's timing in defaults, then the providers and tokens
+// of vendors (Fleet.YAML).
+func configYAML(listen, redisAddr, stateKey, vendors string) string {
+	return fmt.Sprintf(`# Generated by tokend demo. Every vendor is a simulator on loopback; lifetimes are seconds.
 listen: %q
 instance_id: demo
 log: {level: info, format: text}
@@ -247,53 +182,7 @@ defaults:
   revoke_after: %s      # grace period of a superseded token
   poll: "@every 5s"
   retry: {min: 200ms, max: 2s}
-providers:
-  - name: vcd
-    type: vcd
-    url: %s
-    org: acme
-    username: alice
-    password_file: %s
-  - name: astra
-    type: astra
-    url: %s
-    account_id: %s
-    user_id: %s
-  - name: commvault
-    type: commvault
-    url: %s
-    username: %s
-    password_file: %s
-  - name: huawei
-    type: huawei-idc
-    url: %s
-    scim_url: %s
-    identity_store_id: %s
-    access_key_file: %s
-    secret_key_file: %s
-tokens:
-`, e.Listen, e.Redis, f.StateKey, RecreateBefore.String(), MaxAge.String(), RevokeAfter.String(),
-		e.VCD, f.VCDPassword,
-		e.Astra, e.AstraAccountID, e.AstraUserID,
-		e.Commvault, commvaulttest.DefaultUser, f.CommvaultPassword,
-		e.Huawei, e.HuaweiSCIM, e.HuaweiStoreID, f.HuaweiAK, f.HuaweiSK)
-	for _, t := range []struct{ name, provider, kind, extra string }{
-		{"vcd-access-token", "vcd", "access_token", "bootstrap_file: " + f.VCDAPIToken},
-		{"vcd-api-token", "vcd", "api_token", ""},
-		{"vcd-proxy-token", "vcd", "proxy_token", ""},
-		{"astra-api-token", "astra", "api_token", "bootstrap_file: " + f.AstraToken},
-		{"commvault-all", "commvault", "access_token", "token_type: ALL\n    renewable_for: " + RenewableFor.String()},
-		{"commvault-ms-scim", "commvault", "access_token", "token_type: MS_SCIM\n    lifetime: " + Lifetime.String()},
-		{"commvault-onetouch", "commvault", "access_token", "token_type: OneTouch\n    lifetime: " + Lifetime.String()},
-		{"huawei-scim-token", "huawei", "scim_token", "tenant_id: " + e.HuaweiTenantID},
-	} {
-		fmt.Fprintf(&b, "  - name: %s\n    provider: %s\n    kind: %s\n", t.name, t.provider, t.kind)
-		if t.extra != "" {
-			fmt.Fprintf(&b, "    %s\n", t.extra)
-		}
-		fmt.Fprintf(&b, "    deliver:\n      - file: {path: %s}\n", filepath.Join(dir, "tokens", t.name))
-	}
-	return b.String()
+%s`, listen, redisAddr, stateKey, RecreateBefore.String(), MaxAge.String(), RevokeAfter.String(), vendors)
 }
 
 // Config returns the demo's config as loaded and validated.
@@ -319,17 +208,8 @@ func (d *Demo) Close() {
 		if d.listen != nil {
 			_ = d.listen.Close() // closed already when the daemon served on it; harmless then
 		}
-		if d.vcd != nil {
-			d.vcd.Close()
-		}
-		if d.astra != nil {
-			d.astra.Close()
-		}
-		if d.cv != nil {
-			d.cv.Close()
-		}
-		if d.huawei != nil {
-			d.huawei.Close()
+		if d.vendors != nil {
+			d.vendors.Close()
 		}
 		if d.redis != nil {
 			d.redis.Close()
@@ -386,7 +266,7 @@ func (d *Demo) Audit(ctx context.Context) (Audit, error) {
 		}
 	}
 	var a Audit
-	for provider, ids := range d.liveIDs() {
+	for provider, ids := range d.vendors.LiveIDs() {
 		for _, id := range ids {
 			a.Live++
 			switch held[provider][id] {
@@ -400,22 +280,4 @@ func (d *Demo) Audit(ctx context.Context) (Audit, error) {
 		}
 	}
 	return a, nil
-}
-
-// liveIDs lists the ids of the tokens that exist at each simulator, keyed by provider name.
-func (d *Demo) liveIDs() map[string][]string {
-	out := map[string][]string{}
-	for _, t := range d.vcd.Tokens() {
-		out["vcd"] = append(out["vcd"], t.ID)
-	}
-	for _, t := range d.astra.Tokens() {
-		out["astra"] = append(out["astra"], t.ID)
-	}
-	for _, t := range d.cv.Tokens() {
-		out["commvault"] = append(out["commvault"], t.ID)
-	}
-	for _, t := range d.huawei.Tokens() {
-		out["huawei"] = append(out["huawei"], t.ID)
-	}
-	return out
 }

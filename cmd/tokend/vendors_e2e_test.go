@@ -132,6 +132,45 @@ type vendorFake struct {
 	stats     func() fakeStats
 }
 
+// fake is what every vendor fake offers, with its vendor's own TokenInfo and Stats types.
+type fake[TI, ST any] interface {
+	Valid(secret string) bool
+	FailNext(status, n int)
+	MalformedNext(n int)
+	Tokens() []TI
+	Stats() ST
+}
+
+// adapt makes the vendorFake of s. The vendors' TokenInfo and Stats types differ but name the fields read
+// here alike (ID, and those of fakeStats), so a JSON round trip reads them from any of the four.
+func adapt[TI, ST any](s fake[TI, ST]) *vendorFake {
+	sameFields := func(from, to any) {
+		b, err := json.Marshal(from)
+		if err == nil {
+			err = json.Unmarshal(b, to)
+		}
+		if err != nil {
+			panic(err) // the fakes' types are plain structs
+		}
+	}
+	return &vendorFake{valid: s.Valid, failNext: s.FailNext, malformed: s.MalformedNext,
+		ids: func() []string {
+			var toks []struct{ ID string }
+			sameFields(s.Tokens(), &toks)
+			var ids []string
+			for _, t := range toks {
+				ids = append(ids, t.ID)
+			}
+			return ids
+		},
+		stats: func() fakeStats {
+			var st fakeStats
+			sameFields(s.Stats(), &st)
+			return st
+		},
+	}
+}
+
 // vendorSetup is a started fake, the config blocks for its provider and token (indented as list items),
 // and the secrets tokend is given or that exist before it starts (they must never be shown either).
 type vendorSetup struct {
@@ -207,19 +246,8 @@ func vcdSetup(opts vcdtest.Options, kind string) func(*testing.T, string) vendor
 		const pw = "alice-password" // vcdtest's default user alice@acme
 		password := writeSecret(t, dir, "vcd-password", pw)
 		v := vendorSetup{
-			secrets: []string{pw},
-			fake: &vendorFake{valid: s.Valid, failNext: s.FailNext, malformed: s.MalformedNext,
-				ids: func() []string {
-					var ids []string
-					for _, tok := range s.Tokens() {
-						ids = append(ids, tok.ID)
-					}
-					return ids
-				},
-				stats: func() fakeStats {
-					st := s.Stats()
-					return fakeStats{st.Creates, st.Renews, st.Revokes, st.Replays, st.ChainDeletions, st.Live}
-				}},
+			secrets:  []string{pw},
+			fake:     adapt[vcdtest.TokenInfo, vcdtest.Stats](s),
 			provider: fmt.Sprintf("type: vcd\n    url: %s\n    org: acme\n    username: alice\n    password_file: %s\n", s.URL(), password),
 			token:    "kind: " + kind + "\n",
 		}
@@ -240,18 +268,7 @@ func astraSetup(t *testing.T, dir string) vendorSetup {
 	t.Cleanup(s.Close)
 	boot := s.IssueBootstrap()
 	return vendorSetup{
-		fake: &vendorFake{valid: s.Valid, failNext: s.FailNext, malformed: s.MalformedNext,
-			ids: func() []string {
-				var ids []string
-				for _, tok := range s.Tokens() {
-					ids = append(ids, tok.ID)
-				}
-				return ids
-			},
-			stats: func() fakeStats {
-				st := s.Stats()
-				return fakeStats{st.Creates, st.Renews, st.Revokes, st.Replays, st.ChainDeletions, st.Live}
-			}},
+		fake:     adapt[astratest.TokenInfo, astratest.Stats](s),
 		provider: fmt.Sprintf("type: astra\n    url: %s\n    account_id: %s\n    user_id: %s\n", s.URL(), s.AccountID(), s.UserID()),
 		token: fmt.Sprintf("kind: api_token\n    bootstrap_file: %s\n    max_age: %s\n",
 			writeSecret(t, dir, "astra-token", boot), vMaxAge),
@@ -276,18 +293,7 @@ func commvaultSetup(typ string) func(*testing.T, string) vendorSetup {
 			token += fmt.Sprintf("    lifetime: %s\n", vLifetime)
 		}
 		return vendorSetup{
-			fake: &vendorFake{valid: s.Valid, failNext: s.FailNext, malformed: s.MalformedNext,
-				ids: func() []string {
-					var ids []string
-					for _, tok := range s.Tokens() {
-						ids = append(ids, tok.ID)
-					}
-					return ids
-				},
-				stats: func() fakeStats {
-					st := s.Stats()
-					return fakeStats{st.Creates, st.Renews, st.Revokes, st.Replays, st.ChainDeletions, st.Live}
-				}},
+			fake: adapt[commvaulttest.TokenInfo, commvaulttest.Stats](s),
 			provider: fmt.Sprintf("type: commvault\n    url: %s\n    username: %s\n    password_file: %s\n",
 				s.URL(), commvaulttest.DefaultUser, password),
 			token:   token,
@@ -302,18 +308,7 @@ func huaweiSetup(prefill int) func(*testing.T, string) vendorSetup {
 		s := huaweiidctest.New(huaweiidctest.Options{Lifetime: vLifetime})
 		t.Cleanup(s.Close)
 		v := vendorSetup{
-			fake: &vendorFake{valid: s.Valid, failNext: s.FailNext, malformed: s.MalformedNext,
-				ids: func() []string {
-					var ids []string
-					for _, tok := range s.Tokens() {
-						ids = append(ids, tok.ID)
-					}
-					return ids
-				},
-				stats: func() fakeStats {
-					st := s.Stats()
-					return fakeStats{st.Creates, st.Renews, st.Revokes, st.Replays, st.ChainDeletions, st.Live}
-				}},
+			fake: adapt[huaweiidctest.TokenInfo, huaweiidctest.Stats](s),
 			provider: fmt.Sprintf("type: huawei-idc\n    url: %s\n    scim_url: %s\n    identity_store_id: %s\n    access_key_file: %s\n    secret_key_file: %s\n",
 				s.URL(), s.SCIMURL(), s.IdentityStoreID(),
 				writeSecret(t, dir, "huawei-ak", s.AccessKey()), writeSecret(t, dir, "huawei-sk", s.SecretKey())),

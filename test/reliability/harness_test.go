@@ -20,9 +20,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokend/tokend/demo"
 	"github.com/tokend/tokend/providers/astra/astratest"
 	"github.com/tokend/tokend/providers/commvault/commvaulttest"
 	"github.com/tokend/tokend/providers/huaweiidc/huaweiidctest"
+	fakefaults "github.com/tokend/tokend/providers/providertest/faults"
 	"github.com/tokend/tokend/providers/vcd/vcdtest"
 	"github.com/tokend/tokend/store"
 )
@@ -213,9 +215,10 @@ var fastTiming = timing{Lifetime: 12 * time.Second, MaxAge: 8 * time.Second, Ren
 // tokenSpec is one configured token.
 type tokenSpec struct{ name, provider, kind, extra string }
 
-// vendors are the four fakes and the credential files the config names.
+// vendors are the four fakes (demo.Fleet, as the demo runs them) and the config that reaches them.
 type vendors struct {
-	vcd    *vcdtest.Server
+	*demo.Fleet
+	vcd    *vcdtest.Server // shorthands for the fleet's fakes
 	astra  *astratest.Server
 	cv     *commvaulttest.Server
 	huawei *huaweiidctest.Server
@@ -225,83 +228,21 @@ type vendors struct {
 
 func newVendors(t *testing.T, dir string, tm timing) *vendors {
 	t.Helper()
-	now := func() time.Time { return time.Now().Add(tm.Skew) }
-	v := &vendors{
-		vcd:   vcdtest.New(vcdtest.Options{Now: now, AccessTokenLifetime: tm.Lifetime, ProxyTokenLifetime: tm.Lifetime}),
-		astra: astratest.New(astratest.Options{Now: now}),
-		cv: commvaulttest.New(commvaulttest.Options{Now: now, AccessLifetime: tm.Lifetime, RenewableLifetime: tm.RenewableFor,
-			SCIMLifetime: tm.Lifetime, OneTouchLifetime: tm.Lifetime}),
-		huawei: huaweiidctest.New(huaweiidctest.Options{Now: now, Lifetime: tm.Lifetime}),
-	}
-	t.Cleanup(v.vcd.Close)
-	t.Cleanup(v.astra.Close)
-	t.Cleanup(v.cv.Close)
-	t.Cleanup(v.huawei.Close)
-	secrets := filepath.Join(dir, "secrets")
-	if err := os.MkdirAll(secrets, 0o700); err != nil {
+	f, err := demo.StartFleet(demo.FleetOptions{
+		Now:             func() time.Time { return time.Now().Add(tm.Skew) },
+		Lifetime:        tm.Lifetime,
+		RenewableFor:    tm.RenewableFor,
+		VendorLifetimes: tm.VendorLifetimes,
+		SecretsDir:      filepath.Join(dir, "secrets"),
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	write := func(name, value string) string {
-		p := filepath.Join(secrets, name)
-		if err := os.WriteFile(p, []byte(value+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
+	t.Cleanup(f.Close)
+	v := &vendors{Fleet: f, vcd: f.VCD, astra: f.Astra, cv: f.Commvault, huawei: f.Huawei, yaml: f.YAML("SINKDIR")}
+	for _, s := range f.Tokens {
+		v.tokens = append(v.tokens, tokenSpec{s.Name, s.Provider, s.Kind, s.Extra})
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `providers:
-  - name: vcd
-    type: vcd
-    url: %s
-    org: acme
-    username: alice
-    password_file: %s
-  - name: astra
-    type: astra
-    url: %s
-    account_id: %s
-    user_id: %s
-  - name: commvault
-    type: commvault
-    url: %s
-    username: %s
-    password_file: %s
-  - name: huawei
-    type: huawei-idc
-    url: %s
-    scim_url: %s
-    identity_store_id: %s
-    access_key_file: %s
-    secret_key_file: %s
-tokens:
-`, v.vcd.URL(), write("vcd-password", "alice-password"),
-		v.astra.URL(), v.astra.AccountID(), v.astra.UserID(),
-		v.cv.URL(), commvaulttest.DefaultUser, write("commvault-password", commvaulttest.DefaultPassword),
-		v.huawei.URL(), v.huawei.SCIMURL(), v.huawei.IdentityStoreID(),
-		write("huawei-ak", v.huawei.AccessKey()), write("huawei-sk", v.huawei.SecretKey()))
-	renewableFor := "\n    renewable_for: " + tm.RenewableFor.String()
-	lifetime := "\n    lifetime: " + tm.Lifetime.String()
-	if tm.VendorLifetimes {
-		renewableFor, lifetime = "", ""
-	}
-	v.tokens = []tokenSpec{
-		{"vcd-access-token", "vcd", "access_token", "bootstrap_file: " + write("vcd-api-token", v.vcd.IssueBootstrap())},
-		{"vcd-api-token", "vcd", "api_token", ""},
-		{"vcd-proxy-token", "vcd", "proxy_token", ""},
-		{"astra-api-token", "astra", "api_token", "bootstrap_file: " + write("astra-token", v.astra.IssueBootstrap())},
-		{"commvault-all", "commvault", "access_token", "token_type: ALL" + renewableFor},
-		{"commvault-ms-scim", "commvault", "access_token", "token_type: MS_SCIM" + lifetime},
-		{"commvault-onetouch", "commvault", "access_token", "token_type: OneTouch" + lifetime},
-		{"huawei-scim-token", "huawei", "scim_token", "tenant_id: " + v.huawei.TenantID()},
-	}
-	for _, tok := range v.tokens {
-		fmt.Fprintf(&b, "  - name: %s\n    provider: %s\n    kind: %s\n", tok.name, tok.provider, tok.kind)
-		if tok.extra != "" {
-			fmt.Fprintf(&b, "    %s\n", tok.extra)
-		}
-		fmt.Fprintf(&b, "    deliver:\n      - file: {path: SINKDIR/%s}\n", tok.name)
-	}
-	v.yaml = b.String()
 	return v
 }
 
@@ -321,22 +262,7 @@ func (v *vendors) valid(provider, secret string) bool {
 }
 
 // liveIDs lists the ids of the tokens that exist at each fake, keyed by provider.
-func (v *vendors) liveIDs() map[string][]string {
-	out := map[string][]string{}
-	for _, t := range v.vcd.Tokens() {
-		out["vcd"] = append(out["vcd"], t.ID)
-	}
-	for _, t := range v.astra.Tokens() {
-		out["astra"] = append(out["astra"], t.ID)
-	}
-	for _, t := range v.cv.Tokens() {
-		out["commvault"] = append(out["commvault"], t.ID)
-	}
-	for _, t := range v.huawei.Tokens() {
-		out["huawei"] = append(out["huawei"], t.ID)
-	}
-	return out
-}
+func (v *vendors) liveIDs() map[string][]string { return v.LiveIDs() }
 
 // describe returns what a fake knows of the token provider/id, for failure messages (no secret).
 func (v *vendors) describe(key string) string {
@@ -396,10 +322,8 @@ type faults struct {
 }
 
 func (v *vendors) setFaults(f faults, seed int64) {
-	v.vcd.SetFaults(vcdtest.Faults{ErrorRate: f.Error, RateLimitRate: f.RateLimit, MalformedRate: f.Malformed, DropRate: f.Drop, Delay: f.Delay, Seed: seed})
-	v.astra.SetFaults(astratest.Faults{ErrorRate: f.Error, RateLimitRate: f.RateLimit, MalformedRate: f.Malformed, DropRate: f.Drop, Delay: f.Delay, Seed: seed + 1})
-	v.cv.SetFaults(commvaulttest.Faults{ErrorRate: f.Error, RateLimitRate: f.RateLimit, MalformedRate: f.Malformed, DropRate: f.Drop, Delay: f.Delay, Seed: seed + 2})
-	v.huawei.SetFaults(huaweiidctest.Faults{ErrorRate: f.Error, RateLimitRate: f.RateLimit, MalformedRate: f.Malformed, DropRate: f.Drop, Delay: f.Delay, Seed: seed + 3})
+	v.SetFaults(fakefaults.Profile{ErrorRate: f.Error, RateLimitRate: f.RateLimit, MalformedRate: f.Malformed, DropRate: f.Drop,
+		Delay: f.Delay, Seed: seed})
 }
 
 // cluster is one run: a Redis, the fakes, and one or more tokend instances sharing them.

@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -33,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tokend/tokend/providers/providertest/faults"
 )
 
 // Default identities of the fake's account and first user.
@@ -61,15 +62,9 @@ type Options struct {
 	TLS bool
 }
 
-// Faults are probabilistic failures for demo and reliability runs. Rates are in [0, 1].
-type Faults struct {
-	ErrorRate     float64       // answer 500 or 503 without acting
-	RateLimitRate float64       // answer 429 with Retry-After: 1 without acting
-	MalformedRate float64       // act, then answer 200 with a truncated body
-	DropRate      float64       // act, then close the connection without an answer
-	Delay         time.Duration // added to every answer
-	Seed          int64
-}
+// Faults are random failures for demo and reliability runs (see faults.Profile); ErrorRate answers 500 or
+// 503, and an injected status carries an Astra problem body.
+type Faults = faults.Profile
 
 // Stats are counters of what the fake saw and did.
 type Stats struct {
@@ -116,17 +111,15 @@ type Server struct {
 	jwtKey  []byte
 	account string
 
-	mu        sync.Mutex
-	users     map[string]bool // user id -> disabled
-	tokens    map[string]*token
-	bySecret  map[[32]byte]string
-	seq       int
-	stats     Stats
-	failN     int
-	failCode  int
-	malformed int
-	faults    Faults
-	rng       *mrand.Rand
+	mu       sync.Mutex
+	users    map[string]bool // user id -> disabled
+	tokens   map[string]*token
+	bySecret map[[32]byte]string
+	seq      int
+	stats    Stats
+
+	// Injector's FailNext, MalformedNext and SetFaults fail API requests.
+	*faults.Injector
 }
 
 // New starts a fake on 127.0.0.1.
@@ -147,10 +140,12 @@ func New(opts Options) *Server {
 	}
 	s.jwtKey = make([]byte, 32)
 	_, _ = rand.Read(s.jwtKey)
+	s.Injector = faults.New(faults.Options{Now: s.now, ServerErrors: []int{500, 503}, Garbage: `{"type": "application/astra-tok`})
+	h := faults.Handler(s.Injector, http.HandlerFunc(s.api), writeInjected)
 	if opts.TLS {
-		s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+		s.srv = httptest.NewTLSServer(h)
 	} else {
-		s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+		s.srv = httptest.NewServer(h)
 	}
 	return s
 }
@@ -191,34 +186,13 @@ func (s *Server) lookup(secret string) (*token, bool) {
 	return t, true
 }
 
-// FailNext makes the next n API requests answer status without acting (429 carries Retry-After: 1).
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failCode, s.failN = status, n
-}
-
-// MalformedNext makes the next n API requests act and then answer 200 with a truncated body.
-func (s *Server) MalformedNext(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.malformed = n
-}
-
-// SetFaults sets probabilistic faults; the zero Faults turns them off.
-func (s *Server) SetFaults(f Faults) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = f
-	s.rng = mrand.New(mrand.NewPCG(uint64(f.Seed), 0x617374726174))
-}
-
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Live = len(s.tokens)
+	st.Requests = s.Injector.Requests()
 	return st
 }
 
@@ -346,81 +320,9 @@ func newUUID() string {
 
 var pathRE = regexp.MustCompile(`^/accounts/([^/]+)/core/v1/users/([^/]+)/tokens(?:/([^/]+))?$`)
 
-// serve runs one request: faults first, then the API into a recorder, then the answer (or a mangled one).
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	// The Date header is on the fake's clock (Options.Now), as a real server's is on its own, so a client can
-	// see its skew.
-	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
-	s.mu.Lock()
-	s.stats.Requests++
-	var fail, malformed, drop bool
-	status := 0
-	if s.failN > 0 {
-		s.failN--
-		fail, status = true, s.failCode
-	} else if s.malformed > 0 {
-		s.malformed--
-		malformed = true
-	} else if s.rng != nil {
-		f := s.faults
-		switch x := s.rng.Float64(); {
-		case x < f.ErrorRate:
-			fail, status = true, []int{500, 503}[s.rng.IntN(2)]
-		case x < f.ErrorRate+f.RateLimitRate:
-			fail, status = true, http.StatusTooManyRequests
-		case x < f.ErrorRate+f.RateLimitRate+f.MalformedRate:
-			malformed = true
-		case x < f.ErrorRate+f.RateLimitRate+f.MalformedRate+f.DropRate:
-			drop = true
-		}
-	}
-	delay := s.faults.Delay
-	s.mu.Unlock()
-
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-	}
-	if fail {
-		if status == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
-		}
-		writeProblem(w, status, 0, http.StatusText(status), "injected failure", nil)
-		return
-	}
-	rec := httptest.NewRecorder()
-	s.api(rec, r)
-	switch {
-	case drop:
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
-	case malformed:
-		b := rec.Body.Bytes()
-		if len(b) > 1 {
-			b = b[:len(b)/2]
-		} else {
-			b = []byte(`{"type": "application/astra-tok`)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(b)
-		return
-	}
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.Code)
-	_, _ = w.Write(rec.Body.Bytes())
+// writeInjected answers a status injected by FailNext or SetFaults.
+func writeInjected(w http.ResponseWriter, status int) {
+	writeProblem(w, status, 0, http.StatusText(status), "injected failure", nil)
 }
 
 // api is the token API proper.

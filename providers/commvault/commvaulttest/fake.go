@@ -27,7 +27,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -35,6 +34,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tokend/tokend/providers/providertest/faults"
 )
 
 // BasePath is the path below which the fake serves the API; URL() includes it.
@@ -95,17 +96,10 @@ type Options struct {
 	InvalidateOnRenew bool
 }
 
-// Faults are probabilistic faults for demo and reliability runs; they apply to every request, logins included.
-// A malformed or dropped answer is produced after the request was acted on (the vendor acted, the answer
-// was lost), which is the hard case for a client.
-type Faults struct {
-	ErrorRate     float64       // answer 500 or 503 without acting
-	RateLimitRate float64       // answer 429 with Retry-After: 1 without acting
-	MalformedRate float64       // act, then answer 200 with a truncated body
-	DropRate      float64       // act, then close the connection without an answer
-	Delay         time.Duration // before every answer
-	Seed          int64
-}
+// Faults are random failures for demo and reliability runs (see faults.Profile); they apply to every
+// request, logins included. ErrorRate answers 500 or 503, and an injected status carries a Commvault error
+// body.
+type Faults = faults.Profile
 
 // Stats counts what happened at the fake.
 type Stats struct {
@@ -145,11 +139,10 @@ type Server struct {
 	byRefresh map[string]int
 	nextID    int
 	stats     Stats
-	failCode  int
-	failN     int
-	badN      int
-	faults    Faults
-	rng       *mrand.Rand
+
+	// Injector's FailNext, MalformedNext and SetFaults fail requests. FailNext and MalformedNext pass over
+	// POST /Login, which tests do not count among the API requests.
+	*faults.Injector
 }
 
 type user struct {
@@ -220,7 +213,9 @@ func New(opts Options) *Server {
 	for i, n := range names {
 		s.users[n] = &user{id: 5 + i, name: n, password: opts.Users[n]}
 	}
-	s.ts = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.Injector = faults.New(faults.Options{Now: s.now, ServerErrors: []int{500, 503}, Exempt: isLogin,
+		Garbage: "<html><body>Bad Gateway"})
+	s.ts = httptest.NewServer(faults.Handler(s.Injector, http.HandlerFunc(s.route), writeInjected))
 	return s
 }
 
@@ -269,30 +264,6 @@ func (s *Server) validAccess(secret string) (*token, *pair, bool) {
 	return nil, nil, false
 }
 
-// FailNext makes the next n API requests (every request but POST /Login) answer status without acting;
-// a 429 carries Retry-After: 1.
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failCode, s.failN = status, n
-}
-
-// MalformedNext makes the next n API requests (every request but POST /Login) act as usual and then answer
-// 200 with a truncated body.
-func (s *Server) MalformedNext(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.badN = n
-}
-
-// SetFaults sets probabilistic faults (the zero Faults turns them off).
-func (s *Server) SetFaults(f Faults) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = f
-	s.rng = mrand.New(mrand.NewPCG(uint64(f.Seed), 0x636f6d6d7661756c))
-}
-
 // ExpireSessions ends every login session, as an idle timeout would.
 func (s *Server) ExpireSessions() {
 	s.mu.Lock()
@@ -306,6 +277,7 @@ func (s *Server) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Live = len(s.tokens)
+	st.Requests = s.Injector.Requests()
 	return st
 }
 
@@ -393,88 +365,18 @@ func writeErr(w http.ResponseWriter, status, code int, msg string) {
 	writeJSON(w, status, errBody{ErrorMessage: msg, ErrorCode: code})
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	// The Date header is on the fake's clock (Options.Now), as a real server's is on its own, so a client can
-	// see its skew.
-	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
-	s.mu.Lock()
-	s.stats.Requests++
-	f := s.faults
-	var roll func() float64
-	if s.rng != nil {
-		rng := s.rng
-		roll = rng.Float64
+// writeInjected answers a status injected by FailNext or SetFaults.
+func writeInjected(w http.ResponseWriter, status int) {
+	if status == http.StatusUnauthorized {
+		writeErr(w, status, codeAccessDenied, "Access denied")
+		return
 	}
-	login := strings.EqualFold(strings.TrimSuffix(r.URL.Path, "/"), BasePath+"/Login")
-	var failCode int
-	var bad, drop bool
-	switch {
-	case !login && s.failN > 0:
-		s.failN--
-		failCode = s.failCode
-	case !login && s.badN > 0:
-		s.badN--
-		bad = true
-	case roll != nil:
-		switch x := roll(); {
-		case x < f.ErrorRate:
-			failCode = http.StatusServiceUnavailable
-			if roll() < 0.5 {
-				failCode = http.StatusInternalServerError
-			}
-		case x < f.ErrorRate+f.RateLimitRate:
-			failCode = http.StatusTooManyRequests
-		case x < f.ErrorRate+f.RateLimitRate+f.MalformedRate:
-			bad = true
-		case x < f.ErrorRate+f.RateLimitRate+f.MalformedRate+f.DropRate:
-			drop = true
-		}
-	}
-	s.mu.Unlock()
+	writeErr(w, status, status, http.StatusText(status))
+}
 
-	if f.Delay > 0 {
-		t := time.NewTimer(f.Delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-	}
-	if failCode != 0 {
-		if failCode == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
-		}
-		if failCode == http.StatusUnauthorized {
-			writeErr(w, failCode, codeAccessDenied, "Access denied")
-			return
-		}
-		writeErr(w, failCode, failCode, http.StatusText(failCode))
-		return
-	}
-	if !bad && !drop {
-		s.route(w, r)
-		return
-	}
-	rec := httptest.NewRecorder()
-	s.route(rec, r)
-	if drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
-	}
-	body := rec.Body.Bytes()
-	body = body[:len(body)/2]
-	if len(body) < 2 {
-		body = []byte("<html><body>Bad Gateway")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+// isLogin reports whether r is for the login path (whatever its method).
+func isLogin(r *http.Request) bool {
+	return strings.EqualFold(strings.TrimSuffix(r.URL.Path, "/"), BasePath+"/Login")
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {

@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -28,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tokend/tokend/providers/providertest/faults"
 )
 
 // Defaults used when Options leave a field empty.
@@ -54,14 +55,9 @@ type Options struct {
 	MaxSkew         time.Duration    // allowed |X-Sdk-Date - now|; default 15 minutes
 }
 
-// Faults are probabilistic failures for the demo and the reliability runs. Rates are in [0, 1] and are
-// tried in the order error (503), rate limit (429 with Retry-After: 1), malformed, drop. A malformed or
-// dropped request is still acted on: the vendor did the work and the answer was lost.
-type Faults struct {
-	ErrorRate, RateLimitRate, MalformedRate, DropRate float64
-	Delay                                             time.Duration // added to every answer
-	Seed                                              int64
-}
+// Faults are random failures for the demo and the reliability runs (see faults.Profile); ErrorRate answers
+// 503, and an injected status carries the body the gateway or the service would send.
+type Faults = faults.Profile
 
 // Stats counts what the fake saw.
 type Stats struct {
@@ -97,16 +93,14 @@ type Server struct {
 	opts Options
 	srv  *httptest.Server
 
-	mu        sync.Mutex
-	tokens    map[string]*token // by id; the tokens that exist
-	bySecret  map[string]*token // live tokens by secret
-	dead      map[string]bool   // secrets of deleted tokens
-	stats     Stats
-	failN     int
-	failCode  int
-	malformed int
-	faults    Faults
-	rng       *mrand.Rand
+	mu       sync.Mutex
+	tokens   map[string]*token // by id; the tokens that exist
+	bySecret map[string]*token // live tokens by secret
+	dead     map[string]bool   // secrets of deleted tokens
+	stats    Stats
+
+	// Injector's FailNext, MalformedNext and SetFaults fail requests.
+	*faults.Injector
 }
 
 // New starts a fake on a plain-HTTP 127.0.0.1 listener (tokend allows http to loopback).
@@ -140,9 +134,9 @@ func New(opts Options) *Server {
 		tokens:   map[string]*token{},
 		bySecret: map[string]*token{},
 		dead:     map[string]bool{},
-		rng:      mrand.New(mrand.NewPCG(0, 0)),
+		Injector: faults.New(faults.Options{Now: opts.Now, Garbage: "<html><body>upstream"}),
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.srv = httptest.NewServer(faults.Handler(s.Injector, http.HandlerFunc(s.route), writeFault))
 	return s
 }
 
@@ -182,35 +176,13 @@ func (s *Server) Valid(secret string) bool {
 	return ok && s.opts.Now().Before(t.ExpiresAt)
 }
 
-// FailNext makes the next n requests answer status without acting (429 carries Retry-After: 1).
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failCode, s.failN = status, n
-}
-
-// MalformedNext makes the next n answers unreadable: a 2xx answer becomes 200 with its body cut in half
-// (or garbage when it had none). The request is still acted on.
-func (s *Server) MalformedNext(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.malformed = n
-}
-
-// SetFaults sets the probabilistic faults (zero Faults: none).
-func (s *Server) SetFaults(f Faults) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = f
-	s.rng = mrand.New(mrand.NewPCG(uint64(f.Seed), uint64(f.Seed)^0x9e3779b97f4a7c15))
-}
-
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Live = len(s.tokens)
+	st.Requests = s.Injector.Requests()
 	return st
 }
 
@@ -320,81 +292,6 @@ func newJWT(t *token) string {
 }
 
 // ---- HTTP ----
-
-// serve applies injected faults, then the gateway's signature check, then the API.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.stats.Requests++
-	fail := 0
-	if s.failN > 0 {
-		s.failN--
-		fail = s.failCode
-	}
-	f := s.faults
-	malformed, drop := false, false
-	if fail == 0 {
-		switch x := s.rng.Float64(); {
-		case x < f.ErrorRate:
-			fail = http.StatusServiceUnavailable
-		case x < f.ErrorRate+f.RateLimitRate:
-			fail = http.StatusTooManyRequests
-		case x < f.ErrorRate+f.RateLimitRate+f.MalformedRate:
-			malformed = true
-		case x < f.ErrorRate+f.RateLimitRate+f.MalformedRate+f.DropRate:
-			drop = true
-		}
-	}
-	if s.malformed > 0 && fail == 0 {
-		s.malformed--
-		malformed = true
-	}
-	s.mu.Unlock()
-
-	// The gateway's Date is on the fake's clock, so a client can see its own skew.
-	w.Header().Set("Date", s.opts.Now().UTC().Format(http.TimeFormat))
-	if f.Delay > 0 {
-		select {
-		case <-time.After(f.Delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if fail != 0 {
-		writeFault(w, fail)
-		return
-	}
-	if !malformed && !drop {
-		s.route(w, r)
-		return
-	}
-	rec := httptest.NewRecorder()
-	s.route(rec, r)
-	if drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler) // closes the connection without an answer
-	}
-	body := rec.Body.Bytes()
-	status := rec.Code
-	if status >= 200 && status <= 299 {
-		status = http.StatusOK
-	}
-	if len(body) > 1 {
-		body = body[:len(body)/2]
-	} else {
-		body = []byte("<html><body>upstream")
-	}
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.Header().Del("Content-Length")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	seg := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")
@@ -709,8 +606,7 @@ func writeGatewayNotFound(w http.ResponseWriter) {
 // writeFault answers an injected failure in the shape the gateway or the service would use.
 func writeFault(w http.ResponseWriter, status int) {
 	switch {
-	case status == http.StatusTooManyRequests:
-		w.Header().Set("Retry-After", "1")
+	case status == http.StatusTooManyRequests: // faults.Handler has set Retry-After
 		writeError(w, status, "APIG.0308", "The throttling threshold has been reached: policy user over ratelimit")
 	case status == http.StatusUnauthorized:
 		writeError(w, status, "APIGW.0301", "Incorrect IAM authentication information: verify aksk signature fail")

@@ -20,7 +20,6 @@
 package vcdtest
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -28,7 +27,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	mrand "math/rand/v2"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -38,6 +36,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tokend/tokend/providers/providertest/faults"
 )
 
 // User is an account that can log in with a password.
@@ -67,15 +67,9 @@ type Options struct {
 	Versions []string
 }
 
-// Faults are probabilistic failures for demo and reliability runs. Rates are per request, 0..1.
-type Faults struct {
-	ErrorRate     float64       // answer 503 without acting
-	RateLimitRate float64       // answer 429 (Retry-After: 1) without acting
-	MalformedRate float64       // act, then answer 200 with a truncated body
-	DropRate      float64       // act, then drop the connection without an answer
-	Delay         time.Duration // added to every answer
-	Seed          int64
-}
+// Faults are random failures for demo and reliability runs (see faults.Profile); ErrorRate answers 503, and
+// an injected status carries a VCD error body.
+type Faults = faults.Profile
 
 // Stats counts what happened at the fake.
 type Stats struct {
@@ -130,12 +124,10 @@ type Server struct {
 	retired    map[string]string   // rotated-out API token value -> token id
 	proxyIdx   map[string]string   // proxy token value -> token id
 	stats      Stats
-	failStatus int
-	failN      int
-	malformedN int
-	faults     Faults
-	rng        *mrand.Rand
 	issued     int
+
+	// Injector's FailNext, MalformedNext and SetFaults fail requests.
+	*faults.Injector
 }
 
 // New starts a fake on a loopback httptest server (plain HTTP).
@@ -162,10 +154,10 @@ func New(opts Options) *Server {
 		refreshIdx: map[string]string{},
 		retired:    map[string]string{},
 		proxyIdx:   map[string]string{},
-		rng:        mrand.New(mrand.NewPCG(0, 0)),
+		Injector:   faults.New(faults.Options{Now: opts.Now, Garbage: `{"resultTot`}),
 	}
 	s.mux = s.routes()
-	s.ts = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.ts = httptest.NewServer(faults.Handler(s.Injector, s.mux, writeInjected))
 	return s
 }
 
@@ -178,34 +170,13 @@ func (s *Server) Close() { s.ts.Close() }
 // Client returns an HTTP client for the fake.
 func (s *Server) Client() *http.Client { return s.ts.Client() }
 
-// FailNext makes the next n requests answer status without acting (429 carries Retry-After: 1).
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failStatus, s.failN = status, n
-}
-
-// MalformedNext makes the next n requests act and then answer 200 with a truncated body.
-func (s *Server) MalformedNext(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.malformedN = n
-}
-
-// SetFaults sets probabilistic faults; the zero Faults turns them off.
-func (s *Server) SetFaults(f Faults) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = f
-	s.rng = mrand.New(mrand.NewPCG(uint64(f.Seed), uint64(f.Seed)^0x9e3779b97f4a7c15))
-}
-
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Live = len(s.tokens)
+	st.Requests = s.Injector.Requests()
 	return st
 }
 
@@ -350,90 +321,9 @@ func (s *Server) countTokens(u User) int {
 	return n
 }
 
-// ---- transport: faults around the router ----
-
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header         { return r.header }
-func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
-func (r *recorder) WriteHeader(status int) {
-	if r.status == 0 {
-		r.status = status
-	}
-}
-
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	// The Date header is on the fake's clock (Options.Now), as a real server's is on its own, so a client can
-	// see its skew.
-	w.Header().Set("Date", s.opts.Now().UTC().Format(http.TimeFormat))
-	s.mu.Lock()
-	s.stats.Requests++
-	var fail, malformed, drop bool
-	status := 0
-	if s.failN > 0 {
-		s.failN--
-		fail, status = true, s.failStatus
-	} else if s.malformedN > 0 {
-		s.malformedN--
-		malformed = true
-	} else {
-		f := s.faults
-		switch x := s.rng.Float64(); {
-		case x < f.ErrorRate:
-			fail, status = true, http.StatusServiceUnavailable
-		case x < f.ErrorRate+f.RateLimitRate:
-			fail, status = true, http.StatusTooManyRequests
-		case x < f.ErrorRate+f.RateLimitRate+f.MalformedRate:
-			malformed = true
-		case x < f.ErrorRate+f.RateLimitRate+f.MalformedRate+f.DropRate:
-			drop = true
-		}
-	}
-	delay := s.faults.Delay
-	s.mu.Unlock()
-
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if fail {
-		if status == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
-		}
-		writeError(w, status, "INJECTED", "injected failure")
-		return
-	}
-	rec := &recorder{header: http.Header{}}
-	s.mux.ServeHTTP(rec, r)
-	if drop {
-		panic(http.ErrAbortHandler) // the request was acted on; the answer never arrives
-	}
-	for k, v := range rec.header {
-		w.Header()[k] = v
-	}
-	body := rec.body.Bytes()
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	if malformed {
-		w.Header().Del("Content-Length")
-		w.Header().Set("Content-Type", "application/json")
-		rec.status = http.StatusOK
-		if len(body) > 2 {
-			body = body[:len(body)/2]
-		} else {
-			body = []byte(`{"resultTot`)
-		}
-	}
-	w.WriteHeader(rec.status)
-	_, _ = w.Write(body)
+// writeInjected answers a status injected by FailNext or SetFaults.
+func writeInjected(w http.ResponseWriter, status int) {
+	writeError(w, status, "INJECTED", "injected failure")
 }
 
 // ---- routing ----
