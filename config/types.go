@@ -189,7 +189,7 @@ type Resolved struct {
 }
 
 // AutoPerTokenMax is the most tokens for which metrics.per_token: auto keeps per-token series on. At
-// 10,000 tokens a scrape takes about 0.2 s; at 100,000, several seconds and 300 MiB (docs/benchmarks.md).
+// 10,000 tokens a scrape takes about 0.1 s; at 100,000, about 2 s and 370 MiB (docs/benchmarks.md).
 const AutoPerTokenMax = 10_000
 
 // PerTokenMetrics resolves metrics.per_token for this config's number of tokens.
