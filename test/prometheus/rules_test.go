@@ -74,6 +74,7 @@ var wantAlerts = []string{
 	"TokendRedisDown",           // Redis down
 	"TokendReloadFailed",        // reload failed
 	"TokendDown",                // tokend down
+	"TokendProviderClockSkew",   // a vendor's clock off ours (issue 8)
 }
 
 // TestAlertRules checks that every alert has a severity, a summary, a description and a runbook_url whose
