@@ -23,70 +23,10 @@ type fixedSkew time.Duration
 
 func (s fixedSkew) ClockSkew(string) (time.Duration, bool) { return time.Duration(s), true }
 
-// stubProvider answers with fixed vendor times and records the tokens and requests it is given.
-type stubProvider struct {
-	tok    providers.Token
-	status providers.Status
-	gotTok providers.Token
-	gotReq providers.CreateRequest
-}
-
-func (p *stubProvider) Inspect(_ context.Context, t providers.Token) (providers.Status, error) {
-	p.gotTok = t
-	return p.status, nil
-}
-
-func (p *stubProvider) Create(_ context.Context, req providers.CreateRequest) (providers.Token, error) {
-	p.gotReq = req
-	return p.tok, nil
-}
-
-func (p *stubProvider) Revoke(_ context.Context, t, _ providers.Token) error {
-	p.gotTok = t
-	return nil
-}
-
-func (p *stubProvider) Renew(_ context.Context, t providers.Token) (providers.Token, error) {
-	p.gotTok = t
-	return p.tok, nil
-}
-
-// abilities returns the set of optional provider interfaces p has, as withAbilities numbers them.
-func abilities(p providers.Provider) int {
-	n := 0
-	if _, ok := p.(providers.Renewer); ok {
-		n |= 1
-	}
-	if _, ok := p.(providers.Verifier); ok {
-		n |= 2
-	}
-	if _, ok := p.(providers.Bootstrapper); ok {
-		n |= 4
-	}
-	if _, ok := p.(providers.OrphanFinder); ok {
-		n |= 8
-	}
-	return n
-}
-
-// TestWithAbilitiesKeepsExactlyTheInnerAbilities: the engine finds renew, verify, bootstrap and orphan
-// search by type assertion, so the wrapper must neither hide nor add one.
-func TestWithAbilitiesKeepsExactlyTheInnerAbilities(t *testing.T) {
-	for set := range withAbilities {
-		if got := abilities(withAbilities[set](&skewed{})); got != set {
-			t.Errorf("withAbilities[%d] has abilities %d", set, got)
-		}
-	}
-	inner := &stubProvider{} // a Provider and a Renewer
-	if got := abilities(onOurClock(inner, "cv", "commvault", "access_token", fixedSkew(0))); got != 1 {
-		t.Errorf("abilities of a wrapped Renewer = %d, want 1", got)
-	}
-}
-
-func TestOnOurClockWrapsOnlyVendorTimes(t *testing.T) {
+func TestVendorClockOnlyForVendorTimes(t *testing.T) {
 	tests := []struct {
 		typ, kind string
-		wrapped   bool
+		clock     bool
 	}{
 		{"commvault", "access_token", true},
 		{"huawei-idc", "scim_token", true},
@@ -97,18 +37,18 @@ func TestOnOurClockWrapsOnlyVendorTimes(t *testing.T) {
 		{"fake", "renewable", false},
 	}
 	for _, tt := range tests {
-		inner := &stubProvider{}
-		p := onOurClock(inner, "p", tt.typ, tt.kind, fixedSkew(5*time.Minute))
-		if got := p != providers.Provider(inner); got != tt.wrapped {
-			t.Errorf("onOurClock(%s %s) wrapped = %v, want %v", tt.typ, tt.kind, got, tt.wrapped)
+		if got := newVendorClock("p", tt.typ, tt.kind, fixedSkew(5*time.Minute)) != nil; got != tt.clock {
+			t.Errorf("newVendorClock(%s %s) != nil is %v, want %v", tt.typ, tt.kind, got, tt.clock)
 		}
+	}
+	if newVendorClock("p", "commvault", "access_token", nil) != nil {
+		t.Error("newVendorClock without a meter is not nil")
 	}
 }
 
-// TestOnOurClockTranslatesVendorTimes: a vendor ahead by s has its absolute times moved s earlier (only the
-// times it states on its own clock); a vendor behind, or within the noise, has them left alone; the
-// provider is always handed back the times as the vendor stated them.
-func TestOnOurClockTranslatesVendorTimes(t *testing.T) {
+// TestOnOursMovesVendorTimesEarlierNeverLater: a vendor ahead by s has its absolute times moved s earlier
+// (only the times it states on its own clock); a vendor behind, or within the noise, has them left alone.
+func TestOnOursMovesVendorTimesEarlierNeverLater(t *testing.T) {
 	ours := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) // our clock when the answer arrived
 	const skew = 5 * time.Minute
 	vendorNow := ours.Add(skew)
@@ -128,33 +68,10 @@ func TestOnOurClockTranslatesVendorTimes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			inner := &stubProvider{tok: answer, status: providers.Status{ExpiresAt: answer.ExpiresAt, RenewableUntil: answer.RenewableUntil}}
-			p := onOurClock(inner, "p", tt.typ, "access_token", fixedSkew(tt.skew))
-			got, err := p.Create(context.Background(), providers.CreateRequest{VendorName: "v"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := newVendorClock("p", tt.typ, "access_token", fixedSkew(tt.skew)).OnOurs(answer)
 			if !got.ExpiresAt.Equal(tt.wantExpires) || !got.RenewableUntil.Equal(tt.wantUntil) || !got.IssuedAt.Equal(tt.wantIssued) {
-				t.Errorf("Create() times = expires %v, renewable until %v, issued %v; want %v, %v, %v",
+				t.Errorf("OnOurs() times = expires %v, renewable until %v, issued %v; want %v, %v, %v",
 					got.ExpiresAt, got.RenewableUntil, got.IssuedAt, tt.wantExpires, tt.wantUntil, tt.wantIssued)
-			}
-			st, err := p.Inspect(context.Background(), got)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !inner.gotTok.ExpiresAt.Equal(answer.ExpiresAt) {
-				t.Errorf("Inspect() handed the provider expiry %v, want the vendor's %v", inner.gotTok.ExpiresAt, answer.ExpiresAt)
-			}
-			if !st.ExpiresAt.Equal(got.ExpiresAt) {
-				t.Errorf("Inspect() expiry = %v, want %v (as Create translated it: no change seen)", st.ExpiresAt, got.ExpiresAt)
-			}
-			renewed, err := p.(providers.Renewer).Renew(context.Background(), got)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !inner.gotTok.RenewableUntil.Equal(answer.RenewableUntil) || !renewed.ExpiresAt.Equal(tt.wantExpires) {
-				t.Errorf("Renew() handed renewable until %v and returned expiry %v; want %v and %v",
-					inner.gotTok.RenewableUntil, renewed.ExpiresAt, answer.RenewableUntil, tt.wantExpires)
 			}
 		})
 	}
@@ -165,21 +82,19 @@ func TestOnOurClockTranslatesVendorTimes(t *testing.T) {
 func TestOrphanSearchStartsOnTheVendorsClock(t *testing.T) {
 	started := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, skew := range []time.Duration{5 * time.Minute, -5 * time.Minute} {
-		inner := &stubProvider{}
-		p := onOurClock(inner, "hw", "huawei-idc", "scim_token", fixedSkew(skew))
-		if _, err := p.Create(context.Background(), providers.CreateRequest{StartedAt: started}); err != nil {
-			t.Fatal(err)
+		if got, want := newVendorClock("hw", "huawei-idc", "scim_token", fixedSkew(skew)).Theirs(started), started.Add(skew); !got.Equal(want) {
+			t.Errorf("skew %v: Theirs(StartedAt) = %v, want %v", skew, got, want)
 		}
-		if want := started.Add(skew); !inner.gotReq.StartedAt.Equal(want) {
-			t.Errorf("skew %v: provider got StartedAt %v, want %v", skew, inner.gotReq.StartedAt, want)
-		}
+	}
+	if got := newVendorClock("cv", "commvault", "access_token", fixedSkew(5*time.Minute)).Theirs(started); !got.Equal(started) {
+		t.Errorf("Commvault finds orphans by name: Theirs() = %v, want %v unchanged", got, started)
 	}
 }
 
 // TestVendorAheadIsPlannedOnItsClock builds the real providers (with the metrics transport, as the daemon
 // does) against Commvault and Huawei fakes whose clocks and Date headers are five minutes ahead, with
-// 40 s tokens: the expiry tokend holds is when the token really dies on our clock, and the token is due
-// before then. Without the translation tokend would plan on a time five minutes after the token died.
+// 40 s tokens: the expiry tokend holds is the vendor's, and the token is due before it really dies on our
+// clock. Without the translation tokend would plan on a time five minutes after the token died.
 func TestVendorAheadIsPlannedOnItsClock(t *testing.T) {
 	const skew = 5 * time.Minute
 	const life = 40 * time.Second
@@ -229,11 +144,16 @@ tokens:
 		after := time.Now()
 		// The fake truncates its clock to the second (Commvault) or millisecond (Huawei); the skew is
 		// known to a second.
-		dies := after.Add(life + time.Second)
-		if tok.ExpiresAt.After(dies) || tok.ExpiresAt.Before(before.Add(life-2*time.Second)) {
-			t.Errorf("%s: expiry held = %v, want the vendor's expiry on our clock, about %v", name, tok.ExpiresAt.Format(time.RFC3339), before.Add(life).Format(time.RFC3339))
+		// tokend keeps the expiry the vendor stated, on its own clock (DESIGN.md section 11)...
+		if vendorDies := after.Add(skew + life + time.Second); tok.ExpiresAt.After(vendorDies) || tok.ExpiresAt.Before(before.Add(skew+life-2*time.Second)) {
+			t.Errorf("%s: expiry held = %v, want the vendor's, about %v", name, tok.ExpiresAt.Format(time.RFC3339), before.Add(skew+life).Format(time.RFC3339))
 		}
-		if due := scheduler.DueAt(after, name, &tok, rt.Policy); !due.Before(after.Add(life)) {
+		// ...and plans on it translated onto ours: due before the token dies.
+		if rt.Clock == nil {
+			t.Fatalf("%s: no vendor clock", name)
+		}
+		planned := rt.Clock.OnOurs(tok)
+		if due := scheduler.DueAt(after, name, &planned, rt.Policy); !due.Before(after.Add(life)) {
 			t.Errorf("%s: due at %v, after the token dies (%v)", name, due.Format(time.RFC3339), after.Add(life).Format(time.RFC3339))
 		}
 	}

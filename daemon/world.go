@@ -78,10 +78,10 @@ func build(cfg *config.Config, rdb redis.UniversalClient, m *metrics.Metrics, lo
 			errs = append(errs, fmt.Errorf("%s: %w", t.Path(), err))
 			continue
 		}
-		if m != nil { // the skew is measured by the metrics transport
-			prov = onOurClock(prov, t.Provider, cfg.ProviderFor(t).Type, t.Kind, m)
-		}
 		rt := &rotation.Token{Config: t, Policy: cfg.Resolve(t), Provider: prov, ProviderName: t.Provider}
+		if m != nil { // the skew is measured by the metrics transport
+			rt.Clock = newVendorClock(t.Provider, cfg.ProviderFor(t).Type, t.Kind, m)
+		}
 		for i, sc := range t.Deliver {
 			s, err := sinks.New(sc, rdb)
 			if err != nil {
@@ -125,12 +125,14 @@ func httpClient(p config.Provider, m *metrics.Metrics) (*http.Client, error) {
 	if p.RateLimit != nil && p.RateLimit.Concurrency > tr.MaxIdleConnsPerHost {
 		tr.MaxIdleConnsPerHost = p.RateLimit.Concurrency
 	}
+	// The metrics transport is inside the limiter: a request's duration, and the round trip a clock-skew
+	// reading is centred on, start when the request is sent, not when it began to wait for its turn.
 	var rt http.RoundTripper = tr
-	if p.RateLimit != nil {
-		rt = newLimiter(*p.RateLimit, rt)
-	}
 	if m != nil {
 		rt = m.Transport(p.Name, rt)
+	}
+	if p.RateLimit != nil {
+		rt = newLimiter(*p.RateLimit, rt)
 	}
 	return &http.Client{Transport: rt, Timeout: timeout}, nil
 }

@@ -145,21 +145,22 @@ func New(reg prometheus.Registerer, src Source, info BuildInfo, withRuntime bool
 // Operation records one renew, recreate, verify, deliver or revoke of token with its result ("success" or the
 // error class) and duration.
 func (m *Metrics) Operation(token, provider, op, result string, d time.Duration) {
-	m.rotations.WithLabelValues(m.tokenLabel(token), provider, op, result).Inc()
+	m.rotations.WithLabelValues(m.tokenLabel(token, result), provider, op, result).Inc()
 	m.rotationDuration.WithLabelValues(provider, op).Observe(d.Seconds())
 }
 
 // Delivery records one delivery of token to sink with its result ("success" or the error class).
 func (m *Metrics) Delivery(token, sink, result string) {
-	m.deliveries.WithLabelValues(m.tokenLabel(token), sink, result).Inc()
+	m.deliveries.WithLabelValues(m.tokenLabel(token, result), sink, result).Inc()
 }
 
 // SetPerToken sets metrics.per_token as the config resolves it (config.Config.PerTokenMetrics). On (the
 // default): every token has its tokend_token_* series, and tokend_rotations_total and tokend_deliveries_total
 // count by token. Off, for very many tokens: only the tokens that need attention keep their tokend_token_*
 // series (failed, failing, late or near expiry: the tokens an alert would fire for), the tokend_tokens*
-// aggregates by provider and kind are the overview, and the counters count with an empty token label, which
-// Prometheus stores as no label. A change resets those two counters, so no series mixes the two meanings.
+// aggregates by provider and kind are the overview, and the counters count successes with an empty token
+// label, which Prometheus stores as no label (failures keep the token's name: they are few, and the failure
+// alerts name the token). A change resets those two counters, so no series mixes the two meanings.
 func (m *Metrics) SetPerToken(on bool) {
 	if m.perToken.Swap(on) != on {
 		m.rotations.Reset()
@@ -167,9 +168,10 @@ func (m *Metrics) SetPerToken(on bool) {
 	}
 }
 
-// tokenLabel is the token label of a counter: the token's name, or "" with per-token series off.
-func (m *Metrics) tokenLabel(token string) string {
-	if m.perToken.Load() {
+// tokenLabel is the token label of a counter: the token's name, or "" for a success with per-token series
+// off.
+func (m *Metrics) tokenLabel(token, result string) string {
+	if m.perToken.Load() || result != "success" {
 		return token
 	}
 	return ""

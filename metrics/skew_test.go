@@ -169,3 +169,24 @@ func TestTransportNoDateNoSkew(t *testing.T) {
 		t.Errorf("skew series = %d (%v), want 0", out, err)
 	}
 }
+
+// TestTransportSkewIgnoresServerErrors: a 5xx may come from a proxy or load balancer in front of the
+// vendor, whose clock is not the vendor's.
+func TestTransportSkewIgnoresServerErrors(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := New(reg, nil, BuildInfo{}, false)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(srv.Close)
+	c := &http.Client{Transport: m.Transport("lb", srv.Client().Transport), Timeout: 10 * time.Second}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if s, ok := m.ClockSkew("lb"); ok {
+		t.Errorf("ClockSkew after a 502 only = %v, want unknown", s)
+	}
+}

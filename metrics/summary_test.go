@@ -98,7 +98,16 @@ func TestSetPerTokenDropsTheCountersTokenLabel(t *testing.T) {
 		t.Errorf("deliveries_total without a token = %v, want 1", got)
 	}
 	if n := testutil.CollectAndCount(m.rotations); n != 1 {
-		t.Errorf("rotations_total series = %d, want 1", n)
+		t.Errorf("rotations_total series = %d, want 1 (the successes of both tokens)", n)
+	}
+
+	m.Operation("cv-web", "cv-prod", "revoke", "unauthorized", time.Second)
+	m.Delivery("cv-web", "file", "permission")
+	if got := testutil.ToFloat64(m.rotations.WithLabelValues("cv-web", "cv-prod", "revoke", "unauthorized")); got != 1 {
+		t.Errorf("a failure without per-token series lost its token name: rotations_total{token=cv-web} = %v", got)
+	}
+	if got := testutil.ToFloat64(m.deliveries.WithLabelValues("cv-web", "file", "permission")); got != 1 {
+		t.Errorf("a failed delivery without per-token series lost its token name: %v", got)
 	}
 
 	m.SetPerToken(false) // unchanged: nothing is reset

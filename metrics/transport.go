@@ -15,9 +15,9 @@ import (
 // tokend_provider_request_duration_seconds{provider,operation}. The operation is
 // providers.OperationFrom(req.Context()) ("other" when unset); code is the HTTP status as a string, or
 // "error" when no response arrived (refused, timed out, cancelled). The duration runs to the response
-// headers, not to the end of the body. The Date header of every answer is read for provider's clock skew
-// (tokend_provider_clock_skew_seconds, ClockSkew; see skew.go). The returned RoundTripper is safe for
-// concurrent use if next is, and passes CloseIdleConnections on to next.
+// headers, not to the end of the body. The Date header of every answer below 500 is read for provider's
+// clock skew (tokend_provider_clock_skew_seconds, ClockSkew; see skew.go). The returned RoundTripper is safe
+// for concurrent use if next is, and passes CloseIdleConnections on to next.
 func (m *Metrics) Transport(provider string, next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
@@ -48,7 +48,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	code := "error"
 	if err == nil {
 		code = strconv.Itoa(resp.StatusCode)
-		t.skew.observe(t.provider, resp.Header.Get("Date"), start, end)
+		if resp.StatusCode < 500 { // a 5xx may come from a proxy in front of the vendor, on another clock
+			t.skew.observe(t.provider, resp.Header.Get("Date"), start, end)
+		}
 	}
 	t.requests.WithLabelValues(op, code).Inc()
 	return resp, err

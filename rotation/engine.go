@@ -31,6 +31,9 @@ type Token struct {
 	Sinks    []sinks.Sink
 	// ProviderName and Type label metrics and logs.
 	ProviderName string
+	// Clock translates the vendor's clock to ours for planning (clock.go); nil when the two agree or the
+	// vendor states no time on its own clock.
+	Clock VendorClock
 }
 
 // Observer receives what the engine did, for metrics. Implementations must be safe for concurrent use.
@@ -147,7 +150,7 @@ func (e *Engine) LoadAll(ctx context.Context) error {
 		planned = planned[:0]
 		for _, st := range states {
 			t := toks[st.Name]
-			plan := scheduler.Next(now, st, t.Policy, caps(t), e.store.Instance())
+			plan := scheduler.Next(now, t.planned(st), t.Policy, caps(t), e.store.Instance())
 			st.NextAction, st.NextAt = string(plan.Action), plan.At
 			e.setView(t, st)
 			planned = append(planned, store.Planned{Name: st.Name, Action: string(plan.Action), At: plan.At})
@@ -217,7 +220,7 @@ func (e *Engine) stepLeased(ctx context.Context, t *Token, lease *store.Lease, s
 		e.log.Error("reading state", "token", name, "err", err)
 		return e.now().Add(5 * time.Second)
 	}
-	plan := scheduler.Next(e.now(), st, t.Policy, caps(t), e.store.Instance())
+	plan := scheduler.Next(e.now(), t.planned(st), t.Policy, caps(t), e.store.Instance())
 	// The next action and the lease's release go in one round trip.
 	if err := lease.ScheduleAndRelease(bg, string(plan.Action), plan.At); err != nil {
 		_ = lease.Release(bg)
@@ -264,7 +267,7 @@ func (r *run) name() string { return r.t.Config.Name }
 
 func (r *run) step() {
 	now := r.e.now()
-	plan := scheduler.Next(now, r.st, r.t.Policy, caps(r.t), r.e.store.Instance())
+	plan := scheduler.Next(now, r.t.planned(r.st), r.t.Policy, caps(r.t), r.e.store.Instance())
 	if plan.At.After(now) {
 		return // woken early, or another instance already did the work
 	}
@@ -353,7 +356,7 @@ func (r *run) rotate(op string) {
 		tok, err = r.t.Provider.(providers.Renewer).Renew(r.ctx, *r.st.Current)
 	} else {
 		tok, err = r.t.Provider.Create(r.ctx, providers.CreateRequest{
-			VendorName: in.VendorName, Current: r.usableCurrent(), Keep: in.Keep, StartedAt: in.StartedAt,
+			VendorName: in.VendorName, Current: r.usableCurrent(), Keep: in.Keep, StartedAt: r.t.vendorTime(in.StartedAt),
 		})
 	}
 	if err != nil {
@@ -455,7 +458,7 @@ func (r *run) revokeOrphans(in *store.Intent) bool {
 		}
 		return true
 	}
-	req := providers.CreateRequest{VendorName: in.VendorName, Current: r.st.Current, Keep: r.keep(), StartedAt: in.StartedAt}
+	req := providers.CreateRequest{VendorName: in.VendorName, Current: r.st.Current, Keep: r.keep(), StartedAt: r.t.vendorTime(in.StartedAt)}
 	orphans, err := f.Orphans(r.ctx, req)
 	if err != nil {
 		r.fail("revoke", fmt.Errorf("finding tokens left by an interrupted create: %w", err), in)
@@ -694,8 +697,8 @@ func (r *run) fail(op string, err error, in *store.Intent) {
 
 	failures := r.st.Failures + 1
 	untilExpiry := time.Duration(0)
-	if r.st.Current != nil && !r.st.Current.ExpiresAt.IsZero() {
-		untilExpiry = r.st.Current.ExpiresAt.Sub(r.e.now())
+	if cur := r.t.planned(r.st).Current; cur != nil && !cur.ExpiresAt.IsZero() {
+		untilExpiry = cur.ExpiresAt.Sub(r.e.now()) // on our clock
 	}
 	wait := scheduler.Backoff(failures, r.t.Policy.RetryMin, r.t.Policy.RetryMax, untilExpiry, providers.RetryAfterOf(err), rand.Float64)
 	needsPerson := class == providers.Unauthorized || class == providers.Permanent

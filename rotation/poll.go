@@ -34,8 +34,13 @@ func (e *Engine) Poll(ctx context.Context, name string) error {
 	}
 	changed, perr := e.inspect(ctx, t, lease, st)
 	now := e.now()
-	plan := scheduler.Next(now, st, t.Policy, caps(t), e.store.Instance())
+	plan := scheduler.Next(now, t.planned(st), t.Policy, caps(t), e.store.Instance())
 	if changed || !plan.At.After(now) {
+		// The inspect (vendor calls, the rate limiter) may have used much of the lease's TTL: renew it before
+		// the step, which keeps it renewed from then on, or leave the token to whoever holds it now.
+		if err := lease.Extend(ctx); err != nil {
+			return errors.Join(perr, fmt.Errorf("polling %s: %w", name, err))
+		}
 		e.stepLeased(ctx, t, lease, st)
 		return perr
 	}

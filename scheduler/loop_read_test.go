@@ -146,8 +146,9 @@ func TestLoopAsksOnlyForWhatItCanHandOut(t *testing.T) {
 }
 
 // Entries this instance cannot start (another instance's tokens, a dead instance's that stay due, tokens
-// put off because their lease is held) never hide this instance's own due token behind them: the loop
-// reads further until it finds it, in a few iterations and without waiting for MaxSleep.
+// put off because their lease is held) do not hide this instance's own due token behind them, up to
+// maxRead of them: the loop reads further until it finds it, in a few iterations and without waiting for
+// MaxSleep. (Beyond maxRead such entries still hide it, as before: the due index is read from its start.)
 func TestLoopFindsItsDueTokenBehindEntriesItCannotStart(t *testing.T) {
 	const workers, foreign, putOff = 4, 300, 40
 	idx := newSortedIndex()

@@ -103,6 +103,38 @@ func (k *checker) due(tok *providers.Token) time.Time {
 	return d
 }
 
+// onOurClock returns tok with the times its vendor states on its own clock moved onto ours, when the
+// fakes' clocks are ahead (tokend stores the vendor's times as stated and plans on them so translated):
+// Commvault's expiry and renewable-until, Huawei's expiry, issue and creation times, a VCD proxy token's
+// expiry and Astra's creation time (../shared/api/*.md). A VCD access token's expiry is our clock's.
+func (k *checker) onOurClock(spec tokenSpec, tok *providers.Token) *providers.Token {
+	d := k.c.timing.Skew
+	if tok == nil || d <= 0 {
+		return tok
+	}
+	t := *tok
+	move := func(at *time.Time) {
+		if !at.IsZero() {
+			*at = at.Add(-d)
+		}
+	}
+	switch {
+	case spec.provider == "commvault":
+		move(&t.ExpiresAt)
+		move(&t.RenewableUntil)
+	case spec.provider == "huawei":
+		move(&t.ExpiresAt)
+		move(&t.IssuedAt)
+		move(&t.CreatedAt)
+	case spec.provider == "vcd" && spec.kind == "proxy_token":
+		move(&t.ExpiresAt)
+	case spec.provider == "astra":
+		move(&t.IssuedAt)
+		move(&t.CreatedAt)
+	}
+	return &t
+}
+
 func (k *checker) sample(ctx context.Context, r *store.Store) {
 	now := time.Now()
 	// Sinks.
@@ -172,7 +204,7 @@ func (k *checker) sample(ctx context.Context, r *store.Store) {
 			}
 		}
 		if !seen || st.Generation != prev.gen || prev.due.IsZero() {
-			k.gens[spec.name] = genSeen{gen: st.Generation, due: k.due(st.Current)}
+			k.gens[spec.name] = genSeen{gen: st.Generation, due: k.due(k.onOurClock(spec, st.Current))}
 		}
 	}
 	exists := map[string]bool{}
