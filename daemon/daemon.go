@@ -332,15 +332,18 @@ func (d *Daemon) listen(ctx context.Context) {
 				if !d.engine.Owns(name) {
 					continue
 				}
-				_ = d.engine.Refresh(ctx, name)
 				d.wg.Add(1)
 				go func() {
 					defer d.wg.Done()
-					// This instance's sinks first: the announcing instance may still hold the lease.
-					if err := d.engine.Converge(ctx, name); err != nil {
+					// This instance's sinks first, without the lease: the announcing instance may still
+					// hold it. Then the step, if one is due.
+					due, err := d.engine.Announced(ctx, name)
+					if err != nil {
 						d.log.Warn("bringing sinks up to date", "token", name, "err", err)
 					}
-					d.engine.Work(ctx, name)
+					if due {
+						d.engine.Work(ctx, name)
+					}
 					d.loop.Wake()
 				}()
 			}

@@ -159,20 +159,6 @@ func (e *Engine) LoadAll(ctx context.Context) error {
 	})
 }
 
-// Refresh re-reads one token's state into the view (another instance changed it).
-func (e *Engine) Refresh(ctx context.Context, name string) error {
-	t, ok := e.Tokens()[name]
-	if !ok {
-		return nil
-	}
-	st, err := e.store.Get(ctx, name)
-	if err != nil {
-		return err
-	}
-	e.setView(t, st)
-	return nil
-}
-
 // Work does the token's next due step under its lease, then schedules the step after it. It returns a
 // time before which the token should not be offered again when another instance holds its lease.
 func (e *Engine) Work(ctx context.Context, name string) time.Time {
@@ -600,7 +586,34 @@ func (e *Engine) Converge(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	me := e.store.Instance()
+	return e.converge(ctx, t, st)
+}
+
+// Announced is what an instance does when a token's change is announced (by another instance, by this
+// one's own promote, or by `tokend rotate`): one read of the state refreshes the view and brings this
+// instance's sinks up to the current generation (as Converge), and due says whether a step is due now, for
+// the caller to Work. An announcement of a promote this process made itself thus costs that one read.
+func (e *Engine) Announced(ctx context.Context, name string) (due bool, err error) {
+	t, ok := e.Tokens()[name]
+	if !ok {
+		return false, nil
+	}
+	st, err := e.store.Get(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	e.setView(t, st)
+	if err := e.converge(ctx, t, st); err != nil {
+		return true, err // the delivery is still due: Work retries it under the lease, with backoff
+	}
+	now := e.now()
+	return !scheduler.Next(now, t.planned(st), t.Policy, caps(t), e.store.Instance()).At.After(now), nil
+}
+
+// converge delivers st's current generation to this instance's sinks unless they have it, and records
+// that in st.
+func (e *Engine) converge(ctx context.Context, t *Token, st *store.State) error {
+	name, me := t.Config.Name, e.store.Instance()
 	if st.Current == nil || st.Generation <= st.Delivered[me] || st.Generation <= e.deliveredHere(name) {
 		return nil
 	}
@@ -608,7 +621,14 @@ func (e *Engine) Converge(ctx context.Context, name string) error {
 	if err := r.deliver(st.Current, st.Generation); err != nil {
 		return fmt.Errorf("delivering %s generation %d: %w", name, st.Generation, err)
 	}
-	return e.store.MarkDelivered(ctx, name, st.Generation)
+	if err := e.store.MarkDelivered(ctx, name, st.Generation); err != nil {
+		return err
+	}
+	if st.Delivered == nil {
+		st.Delivered = map[string]int64{}
+	}
+	st.Delivered[me] = st.Generation
+	return nil
 }
 
 func (e *Engine) sinkLock(name string) *sync.Mutex {

@@ -322,8 +322,8 @@ func TestTwoEnginesRotateOncePerDueTime(t *testing.T) {
 		}
 		wg.Wait()
 		h.runUntilIdle()
-		_ = other.Refresh(context.Background(), "tok")
-		other.Work(context.Background(), "tok") // brings host-b's sinks up to date
+		_, _ = other.Announced(context.Background(), "tok") // brings host-b's view and sinks up to date
+		other.Work(context.Background(), "tok")
 		if got := h.fake.Stats().Renews; got != round+1 {
 			t.Fatalf("round %d: renews = %d, want %d", round, got, round+1)
 		}
@@ -419,5 +419,39 @@ func TestConvergeDeliversWithoutTheLease(t *testing.T) {
 	// Nothing new: no second delivery.
 	if err := other.Converge(context.Background(), "tok"); err != nil || len(otherSink.got) != 1 {
 		t.Fatalf("second Converge delivered again (%d deliveries, %v)", len(otherSink.got), err)
+	}
+}
+
+// TestAnnouncedStepsOnlyWhenDue: an announcement of a promote already delivered here asks for no step; one
+// of another instance's promote delivers this instance's sinks and asks for none either; a rotation
+// request asks for one.
+func TestAnnouncedStepsOnlyWhenDue(t *testing.T) {
+	h := newHarness(t, providertest.FakeOptions{Lifetime: time.Hour, Renewable: true})
+	h.runUntilIdle()
+	ctx := context.Background()
+	if due, err := h.eng.Announced(ctx, "tok"); err != nil || due {
+		t.Fatalf("Announced() of its own promote = %v, %v; want no step due", due, err)
+	}
+
+	otherSink := &flakySink{}
+	otherTok := *h.tok
+	otherTok.Sinks = []sinks.Sink{otherSink}
+	st, err := store.New(h.rdb, []byte("0123456789abcdef0123456789abcdef"), store.Options{Instance: "host-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := New(st, map[string]*Token{"tok": &otherTok}, Options{Now: h.clock.Now})
+	if due, err := other.Announced(ctx, "tok"); err != nil || due {
+		t.Fatalf("Announced() on another instance = %v, %v; want its sinks delivered and no step due", due, err)
+	}
+	if got := otherSink.last(); got == "" || got != h.state().Current.Secret.Reveal() {
+		t.Fatal("the other instance's sink does not hold the current token after the announcement")
+	}
+
+	if err := h.eng.store.RequestRotation(ctx, "tok", h.clock.Now(), false); err != nil {
+		t.Fatal(err)
+	}
+	if due, err := h.eng.Announced(ctx, "tok"); err != nil || !due {
+		t.Fatalf("Announced() after a rotation request = %v, %v; want a step due", due, err)
 	}
 }
