@@ -2,15 +2,10 @@ package rotation
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/tokend/tokend/config"
 	"github.com/tokend/tokend/providers/providertest"
@@ -22,35 +17,14 @@ import (
 // in-memory vendor (providertest.Fake). "rtt/op" counts Redis round trips (a pipeline is one) with a go-redis
 // hook: DESIGN.md section 9 asks for at most 6 per rotation.
 
-type rttHook struct{ rtt, cmds atomic.Int64 }
-
-func (h *rttHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *rttHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.rtt.Add(1)
-		h.cmds.Add(1)
-		return next(ctx, cmd)
-	}
-}
-func (h *rttHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.rtt.Add(1)
-		h.cmds.Add(int64(len(cmds)))
-		return next(ctx, cmds)
-	}
-}
-
 // benchEngine returns an engine over n tokens of one renewable Fake (24h lifetime, renewed 10 minutes
 // before expiry, no sinks) on the real Redis under a fresh prefix that is deleted afterwards.
-func benchEngine(b *testing.B, n int) (*Engine, *rttHook, *store.Store) {
+func benchEngine(b *testing.B, n int) (*Engine, *storetest.RoundTrips, *store.Store) {
 	b.Helper()
 	rdb := storetest.RealRedis(b)
-	hook := &rttHook{}
+	hook := &storetest.RoundTrips{}
 	rdb.AddHook(hook)
-	nonce := make([]byte, 4)
-	_, _ = rand.Read(nonce)
-	prefix := "tokendbench-" + hex.EncodeToString(nonce)
-	b.Cleanup(func() { unlinkPrefix(rdb, prefix) })
+	prefix := storetest.Prefix(b, rdb, "tokendbench")
 	st, err := store.New(rdb, []byte("0123456789abcdef0123456789abcdef"), store.Options{Prefix: prefix, Instance: "bench"})
 	if err != nil {
 		b.Fatal(err)
@@ -68,22 +42,6 @@ func benchEngine(b *testing.B, n int) (*Engine, *rttHook, *store.Store) {
 	return New(st, tokens, Options{}), hook, st
 }
 
-func unlinkPrefix(rdb redis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 1000 {
-			rdb.Unlink(ctx, keys...)
-			keys = keys[:0]
-		}
-	}
-	if len(keys) > 0 {
-		rdb.Unlink(ctx, keys...)
-	}
-}
-
 // BenchmarkWorkRenew is one whole renewal through Engine.Work: lease, intent, vendor renew, persist pending,
 // verify, promote, publish, release, re-read, reschedule. The rotation request that makes the token due
 // (tokend rotate) runs with the timer stopped and is not counted in rtt/op.
@@ -98,11 +56,11 @@ func BenchmarkWorkRenew(b *testing.B) {
 		if err := st.RequestRotation(ctx, "token-0", time.Now(), false); err != nil {
 			b.Fatal(err)
 		}
-		r0, c0 := hook.rtt.Load(), hook.cmds.Load()
+		r0, c0 := hook.RTT.Load(), hook.Cmds.Load()
 		b.StartTimer()
 		e.Work(ctx, "token-0")
-		rtt += hook.rtt.Load() - r0
-		cmds += hook.cmds.Load() - c0
+		rtt += hook.RTT.Load() - r0
+		cmds += hook.Cmds.Load() - c0
 	}
 	b.StopTimer()
 	s, _ := e.Snapshot("token-0")
@@ -123,16 +81,7 @@ func BenchmarkLoadAll(b *testing.B) {
 	if err := e.LoadAll(ctx); err != nil { // schedules a create for every token: no state yet
 		b.Fatal(err)
 	}
-	hook.rtt.Store(0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if err := e.LoadAll(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/token")
-	b.ReportMetric(float64(hook.rtt.Load())/float64(b.N), "rtt/op")
+	measureLoadAll(b, e, hook, n)
 }
 
 // BenchmarkLoadAllCurrent is a restart of 10,000 tokens that each hold a current token: read every state,
@@ -164,7 +113,13 @@ func BenchmarkLoadAllCurrent(b *testing.B) {
 			b.Fatalf("%s is %s after its create, want current", s.Name, s.State)
 		}
 	}
-	hook.rtt.Store(0)
+	measureLoadAll(b, e, hook, n)
+}
+
+// measureLoadAll times LoadAll of the n tokens of e, reporting time per token and round trips per LoadAll.
+func measureLoadAll(b *testing.B, e *Engine, hook *storetest.RoundTrips, n int) {
+	ctx := context.Background()
+	hook.RTT.Store(0)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -173,5 +128,5 @@ func BenchmarkLoadAllCurrent(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/token")
-	b.ReportMetric(float64(hook.rtt.Load())/float64(b.N), "rtt/op")
+	b.ReportMetric(float64(hook.RTT.Load())/float64(b.N), "rtt/op")
 }

@@ -17,12 +17,12 @@ func BenchmarkPollUnchanged(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		r0, c0 := hook.rtt.Load(), hook.cmds.Load()
+		r0, c0 := hook.RTT.Load(), hook.Cmds.Load()
 		if err := e.Poll(ctx, "token-0"); err != nil {
 			b.Fatal(err)
 		}
-		rtt += hook.rtt.Load() - r0
-		cmds += hook.cmds.Load() - c0
+		rtt += hook.RTT.Load() - r0
+		cmds += hook.Cmds.Load() - c0
 	}
 	b.StopTimer()
 	after, _ := e.Snapshot("token-0")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/providers/providertest"
+	"github.com/tokend/tokend/store/storetest"
 )
 
 // A poll of a token the vendor reports unchanged and that is not due takes the lease (with the state)
@@ -16,12 +17,12 @@ func TestPollOfUnchangedTokenOnlyTakesAndGivesUpTheLease(t *testing.T) {
 	h.clock.Advance(1234567 * time.Nanosecond)
 	h.runUntilIdle()
 	before := h.state()
-	hook := &rttHook{}
+	hook := &storetest.RoundTrips{}
 	h.rdb.AddHook(hook)
 	if err := h.eng.Poll(context.Background(), "tok"); err != nil {
 		t.Fatalf("Poll() = %v", err)
 	}
-	if n := hook.rtt.Load(); n != 2 {
+	if n := hook.RTT.Load(); n != 2 {
 		t.Errorf("Poll() of an unchanged token that is not due: %d round trips, want 2 (acquire, release)", n)
 	}
 	after := h.state()

@@ -2,8 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,17 +32,7 @@ func (c *countingIndex) Due(ctx context.Context, now time.Time, limit int) ([]st
 func BenchmarkLoopBacklog(b *testing.B) {
 	const n = 5000
 	rdb := storetest.RealRedis(b)
-	nonce := make([]byte, 4)
-	_, _ = rand.Read(nonce)
-	prefix := "tokendbench-" + hex.EncodeToString(nonce)
-	b.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := rdb.Keys(ctx, prefix+":*").Result()
-		if len(keys) > 0 {
-			rdb.Unlink(ctx, keys...)
-		}
-	})
-	st, err := store.New(rdb, make([]byte, 32), store.Options{Prefix: prefix, Instance: "bench"})
+	st, err := store.New(rdb, make([]byte, 32), store.Options{Prefix: storetest.Prefix(b, rdb, "tokendbench"), Instance: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,57 +16,18 @@ import (
 // uses its own key prefix and deletes its keys afterwards. The "rtt/op" figure counts the round trips one
 // operation makes (a pipeline is one), from a go-redis hook.
 
-// rttCounter is a go-redis hook that counts round trips and commands.
-type rttCounter struct{ rtt, cmds atomic.Int64 }
-
-func (c *rttCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *rttCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.rtt.Add(1)
-		c.cmds.Add(1)
-		return next(ctx, cmd)
-	}
-}
-func (c *rttCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.rtt.Add(1)
-		c.cmds.Add(int64(len(cmds)))
-		return next(ctx, cmds)
-	}
-}
-
-var _ redis.Hook = (*rttCounter)(nil)
-
 // benchStore returns a store on the real Redis under a fresh prefix, with a round-trip counter, and deletes
 // the prefix's keys when the benchmark ends.
-func benchStore(b *testing.B) (*Store, *rttCounter) {
+func benchStore(b *testing.B) (*Store, *storetest.RoundTrips) {
 	b.Helper()
 	rdb := storetest.RealRedis(b)
-	c := &rttCounter{}
+	c := &storetest.RoundTrips{}
 	rdb.AddHook(c)
-	prefix := "tokendbench-" + randHex(4)
-	b.Cleanup(func() { deleteKeys(rdb, prefix) })
-	s, err := New(rdb, testKey(), Options{Prefix: prefix, Instance: "bench", LeaseTTL: 30 * time.Second})
+	s, err := New(rdb, testKey(), Options{Prefix: storetest.Prefix(b, rdb, "tokendbench"), Instance: "bench", LeaseTTL: 30 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}
 	return s, c
-}
-
-func deleteKeys(rdb redis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 1000 {
-			rdb.Unlink(ctx, batch...)
-			batch = batch[:0]
-		}
-	}
-	if len(batch) > 0 {
-		rdb.Unlink(ctx, batch...)
-	}
 }
 
 // benchToken is a token as a renewable vendor gives it: secret, refresh credential, times, one attribute.
@@ -119,7 +79,7 @@ func BenchmarkLoad(b *testing.B) {
 			s, c := benchStore(b)
 			names := seed(b, s, n)
 			ctx := context.Background()
-			c.rtt.Store(0)
+			c.RTT.Store(0)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
@@ -129,7 +89,7 @@ func BenchmarkLoad(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/token")
-			b.ReportMetric(float64(c.rtt.Load())/float64(b.N), "rtt/op")
+			b.ReportMetric(float64(c.RTT.Load())/float64(b.N), "rtt/op")
 		})
 	}
 }
@@ -142,7 +102,7 @@ func BenchmarkScheduleAll(b *testing.B) {
 	names := seed(b, s, n)
 	ctx := context.Background()
 	at := time.Now().Add(time.Hour)
-	c.rtt.Store(0)
+	c.RTT.Store(0)
 	b.ResetTimer()
 	for b.Loop() {
 		for _, name := range names {
@@ -152,7 +112,7 @@ func BenchmarkScheduleAll(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/token")
-	b.ReportMetric(float64(c.rtt.Load())/float64(b.N*n), "rtt/token")
+	b.ReportMetric(float64(c.RTT.Load())/float64(b.N*n), "rtt/token")
 }
 
 // BenchmarkDecodeState is the CPU half of Load for one token: JSON and two AES-GCM opens.
@@ -195,14 +155,14 @@ func BenchmarkPromote(b *testing.B) {
 		if err := l.Apply(ctx, pend); err != nil {
 			b.Fatal(err)
 		}
-		before := c.rtt.Load()
+		before := c.RTT.Load()
 		b.StartTimer()
 		gen++
 		// keepPrevious false: a renew keeps the vendor-side id, so nothing becomes previous.
 		if err := l.Promote(ctx, gen, false, now.Add(15*time.Minute), now); err != nil {
 			b.Fatal(err)
 		}
-		rtt += c.rtt.Load() - before
+		rtt += c.RTT.Load() - before
 	}
 	b.ReportMetric(float64(rtt)/float64(b.N), "rtt/op")
 }
@@ -212,7 +172,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	s, c := benchStore(b)
 	names := seed(b, s, 1)
 	ctx := context.Background()
-	c.rtt.Store(0)
+	c.RTT.Store(0)
 	b.ResetTimer()
 	for b.Loop() {
 		l, _, err := s.Acquire(ctx, names[0])
@@ -223,7 +183,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(c.rtt.Load())/float64(b.N), "rtt/op")
+	b.ReportMetric(float64(c.RTT.Load())/float64(b.N), "rtt/op")
 }
 
 // BenchmarkDue is the scheduler loop's read of the due index with 10,000 entries, 1,016 of them due.

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tokend/tokend/store/storetest"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -216,7 +217,7 @@ func parent(o opts, stdout, stderr io.Writer) error {
 	nonce := make([]byte, 4)
 	_, _ = rand.Read(nonce)
 	root := fmt.Sprintf("tokendbench-%d-%s", os.Getpid(), hex.EncodeToString(nonce))
-	defer func() { unlinkPrefix(context.Background(), rdb, root) }()
+	defer func() { storetest.DeletePrefix(context.Background(), rdb, root) }()
 
 	rep := Report{Machine: machine(ctx, rdb), Command: "go run ./cmd/tokendbench " + strings.Join(os.Args[1:], " ")}
 	if !o.noRB {
@@ -250,7 +251,7 @@ func parent(o opts, stdout, stderr io.Writer) error {
 		}
 		res.N, res.Load = n, load0+" → "+loadAvg()
 		rep.Results = append(rep.Results, res)
-		unlinkPrefix(ctx, rdb, prefix)
+		storetest.DeletePrefix(ctx, rdb, prefix)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -336,22 +337,6 @@ func connect(url string) (*redis.Client, error) {
 		return nil, fmt.Errorf("redis at %s does not answer: %w", opt.Addr, err)
 	}
 	return rdb, nil
-}
-
-// unlinkPrefix deletes every key under prefix.
-func unlinkPrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) {
-	iter := rdb.Scan(ctx, 0, prefix+":*", 5000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 5000 {
-			rdb.Unlink(ctx, keys...)
-			keys = keys[:0]
-		}
-	}
-	if len(keys) > 0 {
-		rdb.Unlink(ctx, keys...)
-	}
 }
 
 func machine(ctx context.Context, rdb *redis.Client) Machine {
