@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/cmd/tokend/tokendtest"
 	"github.com/tokend/tokend/daemon"
 	"github.com/tokend/tokend/rotation"
 )
@@ -169,11 +170,8 @@ func TestDemoBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for 40 seconds")
 	}
-	bin := filepath.Join(t.TempDir(), "tokend")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building tokend: %v\n%s", err, out)
-	}
-	addr := freePort(t)
+	bin := tokendtest.Build(t, t.TempDir(), "") // as shipped: the demo needs no test provider
+	addr := tokendtest.FreeAddr(t)
 	r := &demoRun{addr: addr, out: &lockedBuffer{}, maxGen: map[string]int64{}}
 	r.cmd = exec.Command(bin, "demo", "--duration", "40s", "--listen", addr)
 	var stderr bytes.Buffer

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/cmd/tokend/tokendtest"
 	"github.com/tokend/tokend/daemon"
 	"github.com/tokend/tokend/providers/providertest"
 	"github.com/tokend/tokend/store/storetest"
@@ -26,32 +26,6 @@ import (
 
 // The end-to-end tests run the real binary, built with the test provider and failpoints, against
 // providertest's HTTP fake and the real Redis (TOKEND_TEST_REDIS_URL or 127.0.0.1:6379).
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-func binary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tokend-e2e-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "tokend")
-		out, err := exec.Command("go", "build", "-tags", "tokend_testprovider,tokend_failpoints", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("building tokend: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
 
 type env struct {
 	t       *testing.T
@@ -66,19 +40,10 @@ type env struct {
 	seen    map[string]bool // every secret the sink held
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func newEnv(t *testing.T, kind string, fo providertest.FakeOptions) *env {
 	t.Helper()
 	rdb := storetest.RealRedis(t)
-	e := &env{t: t, dir: t.TempDir(), listen: freePort(t), fake: providertest.NewFake(fo), redis: rdb.Options().Addr}
+	e := &env{t: t, dir: t.TempDir(), listen: tokendtest.FreeAddr(t), fake: providertest.NewFake(fo), redis: rdb.Options().Addr}
 	srv := httptest.NewServer(providertest.NewHandler(e.fake))
 	t.Cleanup(srv.Close)
 	e.sink = filepath.Join(e.dir, "out", "tok.token")
@@ -129,7 +94,7 @@ tokens:
 // start runs the binary; extra is added to its environment.
 func (e *env) start(extra ...string) *exec.Cmd {
 	e.t.Helper()
-	cmd := exec.Command(binary(e.t), "run", "--config", e.config)
+	cmd := exec.Command(tokendtest.Binary(e.t), "run", "--config", e.config)
 	cmd.Env = append(os.Environ(), extra...)
 	log, err := os.OpenFile(filepath.Join(e.dir, "tokend.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -271,7 +236,7 @@ func (e *env) checkNoSecretShown() {
 		outputs["/api/v1/tokens"] = b.String()
 	}
 	for _, args := range [][]string{{"status", "--json"}, {"status"}, {"plan"}} {
-		out, err := exec.Command(binary(e.t), append(args, "--config", e.config)...).CombinedOutput()
+		out, err := exec.Command(tokendtest.Binary(e.t), append(args, "--config", e.config)...).CombinedOutput()
 		if err != nil {
 			e.t.Fatalf("tokend %v: %v\n%s", args, err, out)
 		}

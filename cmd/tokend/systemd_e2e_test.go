@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/cmd/tokend/tokendtest"
 	"github.com/tokend/tokend/daemon"
 	"github.com/tokend/tokend/providers/providertest"
 )
@@ -169,7 +170,7 @@ func (e *env) policyAge(withStatus bool) (time.Duration, error) {
 	if !withStatus {
 		return api, nil
 	}
-	out, err := exec.Command(binary(e.t), "status", "--json", "--config", e.config).Output()
+	out, err := exec.Command(tokendtest.Binary(e.t), "status", "--json", "--config", e.config).Output()
 	if err != nil {
 		return 0, fmt.Errorf("tokend status --json: %v", err)
 	}
@@ -285,7 +286,7 @@ func TestSystemdNotifyProtocol(t *testing.T) {
 
 func TestSystemdNoReadyWithoutRedis(t *testing.T) {
 	e := newEnv(t, "recreate", providertest.FakeOptions{})
-	closed := freePort(t) // nothing listens there once freePort returns
+	closed := tokendtest.FreeAddr(t) // nothing listens there once freePort returns
 	rewrite(t, e.config, "redis://"+e.redis+"/0", "redis://"+closed+"/0")
 	sd := listenNotify(t)
 	cmd := e.start(sd.env()...)

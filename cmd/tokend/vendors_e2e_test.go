@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokend/tokend/cmd/tokend/tokendtest"
 	"github.com/tokend/tokend/daemon"
 	"github.com/tokend/tokend/providers/astra/astratest"
 	"github.com/tokend/tokend/providers/commvault/commvaulttest"
@@ -53,7 +54,7 @@ func TestVendorsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the real binary for about a minute")
 	}
-	bin := binary(t)
+	bin := tokendtest.Binary(t)
 	rdb := storetest.RealRedis(t)
 
 	var runs []*vrun
@@ -383,7 +384,7 @@ func (r *vrun) errorf(format string, args ...any) {
 func newVRun(t *testing.T, rdb *redis.Client, bin string, c vendorCase) *vrun {
 	t.Helper()
 	dir := t.TempDir()
-	r := &vrun{c: c, bin: bin, dir: dir, listen: freePort(t), sink: filepath.Join(dir, "out", "tok.token"),
+	r := &vrun{c: c, bin: bin, dir: dir, listen: tokendtest.FreeAddr(t), sink: filepath.Join(dir, "out", "tok.token"),
 		sinkJSON: filepath.Join(dir, "out", "tok.json"), expires: map[string]time.Time{},
 		exited: make(chan struct{}), leftAt: map[string]time.Time{}, bodies: map[string]bool{}}
 	if err := os.MkdirAll(filepath.Dir(r.sink), 0o700); err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image/png"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/cmd/tokend/tokendtest"
 	"github.com/tokend/tokend/daemon"
 	"github.com/tokend/tokend/providers/providertest"
 	"github.com/tokend/tokend/store/storetest"
@@ -82,28 +82,6 @@ func browse(t *testing.T, bin, dir string, args ...string) []byte {
 	return stdout.Bytes()
 }
 
-// build builds the binary with the same tags as cmd/tokend's end-to-end tests, so they share the build cache
-// (failpoints stay inert without TOKEND_FAILPOINT).
-func build(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "tokend")
-	out, err := exec.Command("go", "build", "-tags", "tokend_testprovider,tokend_failpoints", "-o", bin, "github.com/tokend/tokend/cmd/tokend").CombinedOutput()
-	if err != nil {
-		t.Fatalf("building tokend: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // A token of the test deployment and the state the page must show for it.
 type token struct {
 	name, provider, kind string
@@ -127,7 +105,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	rdb := storetest.RealRedis(t)
 	dir := t.TempDir()
 	began := time.Now()
-	bin := build(t, dir)
+	bin := tokendtest.Binary(t)
 	t.Logf("built tokend in %v", time.Since(began).Round(time.Millisecond))
 
 	healthy := providertest.NewFake(providertest.FakeOptions{})
@@ -157,7 +135,7 @@ func TestStatusPageInChromium(t *testing.T) {
 			rdb.Del(context.Background(), keys...)
 		}
 	})
-	listen := freeAddr(t)
+	listen := tokendtest.FreeAddr(t)
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, `listen: %s
 instance_id: browser-e2e

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/cmd/tokend/tokendtest"
 	"github.com/tokend/tokend/daemon"
 	"github.com/tokend/tokend/providers/providertest"
 	"github.com/tokend/tokend/store/storetest"
@@ -43,7 +43,7 @@ import (
 func TestEndToEnd(t *testing.T) {
 	promtool, prom := tools(t)
 	rdb := storetest.RealRedis(t)
-	bin := buildTokend(t)
+	bin := tokendtest.Binary(t)
 	dir := t.TempDir()
 
 	// Three vendors: one renews in place, one only recreates (and will be made to fail), one issues tokens
@@ -69,7 +69,7 @@ func TestEndToEnd(t *testing.T) {
 			rdb.Del(context.Background(), keys...)
 		}
 	})
-	listen := freeAddr(t)
+	listen := tokendtest.FreeAddr(t)
 	configPath := filepath.Join(dir, "tokend.yaml")
 	config := func(level, format string) string {
 		return fmt.Sprintf(`listen: %s
@@ -127,7 +127,7 @@ tokens:
 	}
 
 	// A real Prometheus scraping tokend every second and evaluating the rules every second.
-	promAddr := freeAddr(t)
+	promAddr := tokendtest.FreeAddr(t)
 	rulesPath, err := filepath.Abs(alertsPath)
 	if err != nil {
 		t.Fatal(err)
@@ -284,17 +284,6 @@ func tools(t *testing.T) (promtool, prom string) {
 	return promtool, prom
 }
 
-func buildTokend(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tokend")
-	cmd := exec.Command("go", "build", "-tags", "tokend_testprovider", "-o", bin, "./cmd/tokend")
-	cmd.Dir = filepath.Join("..", "..")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building tokend: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // start runs a process with its output in logPath, and stops it by PID when the test ends.
 func start(t *testing.T, logPath, name string, args ...string) *exec.Cmd {
 	t.Helper()
@@ -363,16 +352,6 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 var client = &http.Client{Timeout: 5 * time.Second}

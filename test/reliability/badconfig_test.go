@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokend/tokend/cmd/tokend/tokendtest"
 )
 
 // TestBrokenConfigs runs `tokend check` on every file of testdata/configs: each must exit 2 and print, on
@@ -17,7 +19,7 @@ import (
 // and not fixed yet (see docs/reliability.md); they run with TOKEND_RELIABILITY_KNOWN=1.
 func TestBrokenConfigs(t *testing.T) {
 	enabled(t)
-	bin := binary(t)
+	bin := tokendtest.Binary(t)
 	files, _ := filepath.Glob(filepath.Join("testdata", "configs", "*.yaml"))
 	if os.Getenv("TOKEND_RELIABILITY_KNOWN") == "1" {
 		known, _ := filepath.Glob(filepath.Join("testdata", "configs", "known", "*.yaml"))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/cmd/tokend/tokendtest"
 	"github.com/tokend/tokend/providers"
 )
 
@@ -58,7 +59,7 @@ func TestClockSkew(t *testing.T) {
 // rotations(n) more times after its first generation, then checks the held expiries, the skew metric and
 // the checker's figures.
 func runClockSkew(t *testing.T, tm timing, scenario string, rotations func(string) int64) {
-	binary(t) // before the fakes mint the bootstrap tokens, whose age counts from then
+	tokendtest.Binary(t) // before the fakes mint the bootstrap tokens, whose age counts from then
 	c := newCluster(t, tm, 1)
 	in := c.instances[0]
 	in.start()

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokend/tokend/cmd/tokend/tokendtest"
 	"github.com/tokend/tokend/demo"
 	"github.com/tokend/tokend/providers/astra/astratest"
 	"github.com/tokend/tokend/providers/commvault/commvaulttest"
@@ -34,14 +34,10 @@ type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
-var binDir string
-
 func TestMain(m *testing.M) {
 	redis.SetLogger(quietRedis{})
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	tokendtest.RemoveBinary()
 	os.Exit(code)
 }
 
@@ -62,45 +58,6 @@ func pick[T any](short, longv T) T {
 		return longv
 	}
 	return short
-}
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// binary builds tokend once with the test provider and the failpoints.
-func binary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tokend-reliability-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binDir = dir
-		binPath = filepath.Join(dir, "tokend")
-		out, err := exec.Command("go", "build", "-tags", "tokend_testprovider,tokend_failpoints", "-o", binPath,
-			"github.com/tokend/tokend/cmd/tokend").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("building tokend: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // waitFor polls cond every 50 ms until it returns nil, failing the test after d.
@@ -144,7 +101,7 @@ func startRedis(t *testing.T) *redisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not installed (apt-get install redis-server): %v", err)
 	}
-	r := &redisServer{t: t, port: freePort(t), dir: t.TempDir()}
+	r := &redisServer{t: t, port: tokendtest.FreePort(t), dir: t.TempDir()}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -357,7 +314,7 @@ func newCluster(t *testing.T, tm timing, n int) *cluster {
 	t.Helper()
 	// Build first: the vendors mint bootstrap tokens whose max_age runs from now, and a cold build can take
 	// longer than that, which would make the first start recreate them at once.
-	binary(t)
+	tokendtest.Binary(t)
 	c := &cluster{t: t, dir: t.TempDir(), timing: tm, prefix: "tokend-rel"}
 	c.redis = startRedis(t)
 	c.vendors = newVendors(t, c.dir, tm)
@@ -375,7 +332,7 @@ func newCluster(t *testing.T, tm timing, n int) *cluster {
 		if err := os.MkdirAll(in.sinks, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		in.listen = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		in.listen = tokendtest.FreeAddr(t)
 		in.config = filepath.Join(in.dir, "tokend.yaml")
 		cfg := fmt.Sprintf(`listen: %q
 instance_id: %s
@@ -410,7 +367,7 @@ defaults:
 func (in *instance) start() {
 	t := in.c.t
 	t.Helper()
-	cmd := exec.Command(binary(t), "run", "--config", in.config)
+	cmd := exec.Command(tokendtest.Binary(t), "run", "--config", in.config)
 	cmd.Stdout, cmd.Stderr = in.log, in.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting tokend %s: %v", in.id, err)
